@@ -1,0 +1,45 @@
+# ovsnet: `make demo` and `make test` work on a fresh clone (each creates .venv when missing).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch/torchvision come from this machine's disk through pip (see README "Installation").
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test test-fast demo bench ablation lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q --durations=15
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: install
+	$(BIN)/python -m ovsnet.demo
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+ablation: install
+	$(BIN)/python bench/ablation.py
+
+lint: install
+	$(BIN)/ruff check src tests bench train.py evaluate.py
+	$(BIN)/ruff format --check src tests bench train.py evaluate.py
+
+format: install
+	$(BIN)/ruff format src tests bench train.py evaluate.py
+	$(BIN)/ruff check --fix src tests bench train.py evaluate.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache
