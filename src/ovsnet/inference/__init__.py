@@ -1,1 +1,21 @@
-"""ovsnet.inference."""
+"""One-pass online inference: flow, Re-ID memory, association cascade, per-video segmenter, runner."""
+
+from ovsnet.inference.cascade import CascadeConfig, Decision, TrackState, associate
+from ovsnet.inference.flow import build_flow, warp
+from ovsnet.inference.memory import ReIDBank
+from ovsnet.inference.runner import SequenceResult, segment_dataset, segment_sequence
+from ovsnet.inference.segmenter import VideoSegmenter
+
+__all__ = [
+    "CascadeConfig",
+    "Decision",
+    "ReIDBank",
+    "SequenceResult",
+    "TrackState",
+    "VideoSegmenter",
+    "associate",
+    "build_flow",
+    "segment_dataset",
+    "segment_sequence",
+    "warp",
+]

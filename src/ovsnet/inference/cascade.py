@@ -1,0 +1,162 @@
+"""The association cascade of OVS-Net (paper section 3.2): IoU path -> Re-ID path -> Flow path -> absent.
+
+Pure and stateless: given flow-warped templates, candidate masks and embeddings (all at reduced
+resolution) and each object's Re-ID bank and track state, decide per object which path holds and which
+candidate it takes. Each path solves one ``linear_sum_assignment`` over all its objects, so one candidate
+never serves two objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from ovsnet.inference.memory import ReIDBank
+
+__all__ = ["PATHS", "CascadeConfig", "Decision", "TrackState", "associate", "mask_iou", "reid_scores", "update_state"]
+
+PATHS: tuple[str, ...] = ("iou", "reid", "flow", "absent")
+_FRACTION_EPS = 1e-9
+
+
+@dataclass
+class CascadeConfig:
+    """Thresholds of the cascade; every number is a config value (paper defaults)."""
+
+    rho_iou: float = 0.3
+    rho_reid: float = 2.3
+    reid_fraction: float = 0.3
+    min_candidate_score: float = 0.5
+    iou_scale: float = 0.25
+    use_reid: bool = True
+    use_flow: bool = True
+    use_mga: bool = True
+    max_flow_streak: int = 10
+    min_flow_area: int = 4  # pixels of the warped mask at iou_scale; below it the object is lost
+    reid_update: str = "iou"  # "iou": IoU-path winners join the bank; "iou+reid"; "none"
+    bank_size: int = 64
+    bank_policy: str = "fifo"
+    reid_distance: str = "mean"  # "mean" | "min" distance to the bank ranks qualifying candidates
+
+    def __post_init__(self) -> None:
+        if self.reid_update not in ("iou", "iou+reid", "none"):
+            raise ValueError(f"CascadeConfig.reid_update must be 'iou', 'iou+reid' or 'none', "
+                             f"got {self.reid_update!r}")
+        if self.reid_distance not in ("mean", "min"):
+            raise ValueError(f"CascadeConfig.reid_distance must be 'mean' or 'min', got {self.reid_distance!r}")
+        if not 0.0 < self.iou_scale <= 1.0:
+            raise ValueError(f"CascadeConfig.iou_scale must be in (0, 1], got {self.iou_scale}")
+        if not 0.0 <= self.reid_fraction <= 1.0:
+            raise ValueError(f"CascadeConfig.reid_fraction must be in [0, 1], got {self.reid_fraction}")
+
+
+@dataclass
+class TrackState:
+    """What the cascade needs to remember about one object between frames."""
+
+    present: bool = True
+    flow_streak: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One object's outcome for one frame: the path taken and the candidate index it took (if any)."""
+
+    path: str
+    candidate: int | None = None
+    score: float = float("nan")  # IoU for the IoU path, bank distance for the Re-ID path
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(K, N) IoU of binary masks (K,h,w) x (N,h,w) as one matrix product of the flattened masks."""
+    fa = a.reshape(a.shape[0], -1).float()
+    fb = b.reshape(b.shape[0], -1).float()
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.zeros_like(inter))
+
+
+def _assign(cost: np.ndarray, feasible: np.ndarray) -> list[tuple[int, int]]:
+    """Min-cost matching restricted to feasible pairs (rows = objects, columns = candidates)."""
+    if cost.size == 0 or not feasible.any():
+        return []
+    big = float(np.abs(cost[feasible]).max()) * 10.0 + 1e6
+    rows, cols = linear_sum_assignment(np.where(feasible, cost, big))
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if feasible[r, c]]
+
+
+def reid_scores(bank: ReIDBank, embeddings: torch.Tensor, config: CascadeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate: whether it qualifies (distance < rho_reid to >= reid_fraction of the bank) and its
+    ranking distance (mean or min over the bank)."""
+    dist = bank.distances(embeddings)  # (N, len)
+    fraction = (dist < config.rho_reid).float().mean(dim=1)
+    qualifies = fraction >= config.reid_fraction - _FRACTION_EPS
+    ranking = dist.mean(dim=1) if config.reid_distance == "mean" else dist.min(dim=1).values
+    return qualifies.cpu().numpy(), ranking.cpu().numpy()
+
+
+def _iou_path(templates: torch.Tensor, candidates: torch.Tensor, objects: list[int], free: list[int],
+              config: CascadeConfig, out: dict[int, Decision]) -> None:
+    if not objects or not free:
+        return
+    iou = mask_iou(templates[objects] > 0.5, candidates[free] > 0.5).cpu().numpy()
+    for r, c in _assign(-iou, iou > config.rho_iou):
+        out[objects[r]] = Decision("iou", free[c], float(iou[r, c]))
+
+
+def _reid_path(embeddings: torch.Tensor | None, banks: Sequence[ReIDBank], objects: list[int], free: list[int],
+               config: CascadeConfig, out: dict[int, Decision]) -> None:
+    if not config.use_reid or embeddings is None or not objects or not free:
+        return
+    cost = np.zeros((len(objects), len(free)))
+    feasible = np.zeros((len(objects), len(free)), dtype=bool)
+    for r, k in enumerate(objects):
+        if len(banks[k]) == 0:
+            continue
+        feasible[r], cost[r] = reid_scores(banks[k], embeddings[free], config)
+    for r, c in _assign(cost, feasible):
+        out[objects[r]] = Decision("reid", free[c], float(cost[r, c]))
+
+
+def _flow_or_absent(templates: torch.Tensor, k: int, state: TrackState, config: CascadeConfig) -> Decision:
+    if not config.use_flow or not state.present or state.flow_streak + 1 > config.max_flow_streak:
+        return Decision("absent")
+    area = float((templates[k] > 0.5).sum())
+    return Decision("flow", None, area) if area >= config.min_flow_area else Decision("absent")
+
+
+def associate(templates: torch.Tensor, candidate_masks: torch.Tensor, candidate_embeddings: torch.Tensor | None,
+              banks: Sequence[ReIDBank], states: Sequence[TrackState], config: CascadeConfig,
+              candidate_scores: torch.Tensor | None = None) -> list[Decision]:
+    """Decide per object: IoU path, else Re-ID path, else Flow path, else absent.
+
+    ``templates`` (K,h,w) are the previous masks warped by flow; ``candidate_masks`` (N,h,w) the detections'
+    masks at the same reduced resolution. Absent objects take part only in the Re-ID path: once lost, only
+    appearance can bring them back. Candidates scoring below ``min_candidate_score`` are ignored.
+    """
+    num_objects = templates.shape[0]
+    if not len(banks) == len(states) == num_objects:
+        raise ValueError(f"associate: {num_objects} templates but {len(banks)} banks and {len(states)} states")
+    if candidate_masks.shape[0] and tuple(candidate_masks.shape[1:]) != tuple(templates.shape[1:]):
+        raise ValueError(f"associate: candidate masks {tuple(candidate_masks.shape)} and templates "
+                         f"{tuple(templates.shape)} must share the reduced resolution")
+    free = list(range(candidate_masks.shape[0]))
+    if candidate_scores is not None:
+        free = [i for i in free if float(candidate_scores[i]) >= config.min_candidate_score]
+    out: dict[int, Decision] = {}
+    _iou_path(templates, candidate_masks, [k for k in range(num_objects) if states[k].present], free, config, out)
+    taken = {d.candidate for d in out.values()}
+    free = [i for i in free if i not in taken]
+    _reid_path(candidate_embeddings, banks, [k for k in range(num_objects) if k not in out], free, config, out)
+    return [out[k] if k in out else _flow_or_absent(templates, k, states[k], config) for k in range(num_objects)]
+
+
+def update_state(state: TrackState, decision: Decision) -> TrackState:
+    """Track state after a decision: a flow streak counts consecutive flow-path frames."""
+    if decision.path == "flow":
+        return TrackState(present=True, flow_streak=state.flow_streak + 1)
+    return TrackState(present=decision.path != "absent", flow_streak=0)

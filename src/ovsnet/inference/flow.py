@@ -1,0 +1,204 @@
+"""Optical flow backends behind one interface, plus the backward warp that turns masks into templates.
+
+Every estimator is called as ``flow(prev_rgb, rgb) -> HxWx2 float32``: for each pixel of ``rgb`` the
+displacement (x, y) to its position in ``prev_rgb`` (backward flow). With backward flow, warping the
+previous masks is a plain gather (``cv2.remap`` / ``grid_sample``) with no holes or collisions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["DISFlow", "FarnebackFlow", "FlowEstimator", "RAFTFlow", "build_flow", "warp"]
+
+logger = logging.getLogger(__name__)
+
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+class FlowEstimator(Protocol):
+    """``flow(prev_rgb, rgb)`` -> HxWx2 float32 backward flow (channel 0 = x, channel 1 = y)."""
+
+    def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray: ...
+
+
+def _check_pair(prev_rgb: np.ndarray, rgb: np.ndarray) -> None:
+    if prev_rgb.shape != rgb.shape or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"flow needs two HxWx3 frames of the same size, got {prev_rgb.shape} and {rgb.shape}")
+
+
+def _check_scale(scale: float) -> float:
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"flow scale must be in (0, 1], got {scale}")
+    return float(scale)
+
+
+def _to_gray(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """Grayscale at the working scale: flow at reduced resolution is most of the speed-up."""
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        h, w = gray.shape
+        size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def _upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a flow field to HxW and multiply its vectors by the per-axis scale factor."""
+    h, w = flow.shape[:2]
+    if (h, w) == (height, width):
+        return flow.astype(np.float32, copy=False)
+    up = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    up[..., 0] *= width / w
+    up[..., 1] *= height / h
+    return up.astype(np.float32, copy=False)
+
+
+class DISFlow:
+    """OpenCV Dense Inverse Search: a few ms per frame on CPU at reduced resolution (the default)."""
+
+    def __init__(self, preset: str = "ultrafast", scale: float = 0.5) -> None:
+        if preset not in _DIS_PRESETS:
+            raise ValueError(f"unknown DIS preset {preset!r}; choose one of {sorted(_DIS_PRESETS)}")
+        self.preset = preset
+        self.scale = _check_scale(scale)
+        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
+
+    def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        _check_pair(prev_rgb, rgb)
+        cur, prev = _to_gray(rgb, self.scale), _to_gray(prev_rgb, self.scale)
+        flow = self._dis.calc(cur, prev, None)  # cur(x) ~ prev(x + flow(x)): backward flow
+        return _upscale_flow(flow, *rgb.shape[:2])
+
+
+class FarnebackFlow:
+    """OpenCV Farneback polynomial-expansion flow: slower than DIS, smoother on large textureless areas."""
+
+    def __init__(self, scale: float = 0.5, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15,
+                 iterations: int = 3, poly_n: int = 5, poly_sigma: float = 1.2) -> None:
+        self.scale = _check_scale(scale)
+        self.params = dict(pyr_scale=pyr_scale, levels=levels, winsize=winsize, iterations=iterations,
+                           poly_n=poly_n, poly_sigma=poly_sigma, flags=0)
+
+    def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        _check_pair(prev_rgb, rgb)
+        cur, prev = _to_gray(rgb, self.scale), _to_gray(prev_rgb, self.scale)
+        flow = cv2.calcOpticalFlowFarneback(cur, prev, None, **self.params)
+        return _upscale_flow(flow, *rgb.shape[:2])
+
+
+_RAFT_VARIANTS = ("raft_small", "raft_large")
+
+
+def _raft_weights_enum(variant: str):
+    from torchvision.models import optical_flow
+
+    return (optical_flow.Raft_Small_Weights if variant == "raft_small" else optical_flow.Raft_Large_Weights).DEFAULT
+
+
+def _load_raft_state(variant: str, weights: str | Path) -> dict:
+    """State dict from a local file, or from torch.hub's cache for ``"default"``; never downloads."""
+    if str(weights) == "default":
+        url = _raft_weights_enum(variant).url
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{variant} weights are not in the torch hub cache ({path}); place {url} there or pass "
+                "weights=<local .pth file> (weights=None gives random weights, for tests only)")
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"{variant} weights file not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+class RAFTFlow:
+    """torchvision RAFT (small or large); runs on the GPU when one is available."""
+
+    def __init__(self, variant: str = "raft_small", weights: str | Path | None = "default",
+                 device: str | torch.device | None = None, iters: int = 12, scale: float = 1.0) -> None:
+        from torchvision.models import optical_flow
+
+        if variant not in _RAFT_VARIANTS:
+            raise ValueError(f"unknown RAFT variant {variant!r}; choose one of {_RAFT_VARIANTS}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.iters = iters
+        self.scale = _check_scale(scale)
+        model = getattr(optical_flow, variant)(weights=None)
+        if weights is not None:
+            model.load_state_dict(_load_raft_state(variant, weights))
+        else:
+            logger.warning("RAFT %s with random weights: flow values are meaningless", variant)
+        self.model = model.eval().to(self.device)
+
+    def _prepare(self, rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+        """uint8 HxWx3 -> 1x3xhxw in [-1, 1], h and w multiples of 8 as RAFT requires."""
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float()
+        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+        return image / 127.5 - 1.0
+
+    @torch.inference_mode()
+    def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        _check_pair(prev_rgb, rgb)
+        h, w = rgb.shape[:2]
+        # RAFT's correlation pyramid needs at least 128 px per side (feature maps of 16 at stride 8).
+        size = (max(128, round(h * self.scale / 8) * 8), max(128, round(w * self.scale / 8) * 8))
+        # RAFT(a, b) gives a(x) ~ b(x + flow): (cur, prev) is the backward flow we need.
+        flows = self.model(self._prepare(rgb, size), self._prepare(prev_rgb, size), num_flow_updates=self.iters)
+        flow = flows[-1][0].permute(1, 2, 0).float().cpu().numpy()
+        return _upscale_flow(np.ascontiguousarray(flow), h, w)
+
+
+def build_flow(backend: str = "dis", **kwargs) -> FlowEstimator:
+    """Build a flow estimator by name (``dis``, ``farneback``, ``raft``); kwargs go to its constructor."""
+    backends = {"dis": DISFlow, "farneback": FarnebackFlow, "raft": RAFTFlow}
+    if backend not in backends:
+        raise ValueError(f"unknown flow backend {backend!r}; choose one of {sorted(backends)}")
+    return backends[backend](**kwargs)
+
+
+def _warp_numpy(probs: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+    out = np.empty(probs.shape, dtype=np.float32)
+    for k in range(probs.shape[0]):
+        out[k] = cv2.remap(probs[k].astype(np.float32, copy=False), map_x, map_y, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return out
+
+
+def _warp_torch(probs: torch.Tensor, flow: np.ndarray | torch.Tensor) -> torch.Tensor:
+    h, w = probs.shape[-2:]
+    flow_t = torch.as_tensor(flow, device=probs.device, dtype=torch.float32)
+    ys, xs = torch.meshgrid(torch.arange(h, device=probs.device, dtype=torch.float32),
+                            torch.arange(w, device=probs.device, dtype=torch.float32), indexing="ij")
+    # grid_sample wants sampling positions normalised to [-1, 1] (align_corners=True: -1 = pixel 0 centre).
+    gx = (xs + flow_t[..., 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow_t[..., 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1)[None]
+    warped = F.grid_sample(probs[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return warped[0].to(probs.dtype)
+
+
+def warp(prev_probs: np.ndarray | torch.Tensor, flow: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Backward-warp (K,H,W) probabilities of the previous frame onto the current one; outside pixels are 0."""
+    if prev_probs.ndim != 3 or tuple(prev_probs.shape[-2:]) != tuple(flow.shape[:2]):
+        raise ValueError(f"warp needs (K,H,W) probabilities matching the HxWx2 flow, got "
+                         f"{tuple(prev_probs.shape)} and {tuple(flow.shape)}")
+    if isinstance(prev_probs, torch.Tensor):
+        return _warp_torch(prev_probs, flow)
+    flow_np = flow.detach().cpu().numpy() if isinstance(flow, torch.Tensor) else flow
+    return _warp_numpy(np.asarray(prev_probs), np.asarray(flow_np, dtype=np.float32))

@@ -1,0 +1,291 @@
+"""One-pass online video object segmentation: a stateful per-video object around an OVSNet model.
+
+Per frame: one detector pass, flow from the previous frame at reduced resolution, the association cascade
+at reduced resolution, MGA refinement of the chosen objects only, and a merge into one label map. The
+state is the previous frame, its label map and bounded Re-ID banks: O(1) in video length. Templates are
+warped at the reduced IoU resolution; only flow-path objects are warped at full resolution.
+The segmenter never looks ahead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.ops import box_iou, masks_to_boxes
+
+from ovsnet.data.io import DataError
+from ovsnet.data.sequence import object_ids_of
+from ovsnet.inference.cascade import PATHS, CascadeConfig, Decision, TrackState, associate, update_state
+from ovsnet.inference.flow import FlowEstimator, build_flow, warp
+from ovsnet.inference.memory import ReIDBank
+
+__all__ = ["STAGES", "VideoSegmenter"]
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("detect", "flow", "cascade", "mga", "merge")
+
+
+class VideoSegmenter:
+    """Segments one video at a time: ``start`` on the annotated first frame, then ``step`` per frame.
+
+    ``decisions`` holds, per processed frame, ``{object_id: path}`` (``path`` in ``PATHS``); keep only the
+    last ``decision_history`` frames for unbounded streams. ``timings`` are running totals in seconds.
+    """
+
+    def __init__(self, model: Any, flow: FlowEstimator | None = None, config: CascadeConfig | None = None,
+                 device: str | torch.device = "cpu", autocast_dtype: torch.dtype | None = None,
+                 channels_last: bool = False, decision_history: int | None = None) -> None:
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device) if hasattr(model, "eval") else model
+        if channels_last and hasattr(self.model, "to"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.flow = flow if flow is not None else build_flow("dis")
+        self.config = config or CascadeConfig()
+        self.autocast_dtype = autocast_dtype
+        self._history = decision_history
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget the current video (objects, banks, previous frame, decisions, timings)."""
+        self.object_ids: list[int] = []
+        self._banks: list[ReIDBank] = []
+        self._states: list[TrackState] = []
+        self._prev_frame: np.ndarray | None = None
+        self._prev_labels: torch.Tensor | None = None  # (H, W) uint8 on the device
+        self._last_features: Any = None
+        self._size: tuple[int, int] | None = None
+        self.frame_index = -1
+        self.decisions: deque[dict[int, str]] | list[dict[int, str]] = (
+            deque(maxlen=self._history) if self._history else [])
+        self.path_counts: Counter[str] = Counter({p: 0 for p in PATHS})
+        self.timings: dict[str, float] = {stage: 0.0 for stage in STAGES}
+
+    @property
+    def banks(self) -> dict[int, ReIDBank]:
+        return dict(zip(self.object_ids, self._banks, strict=True))
+
+    @property
+    def present(self) -> dict[int, bool]:
+        return {i: s.present for i, s in zip(self.object_ids, self._states, strict=True)}
+
+    # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[stage] += time.perf_counter() - start
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _check_frame(self, frame: np.ndarray, what: str) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise DataError(f"{what}: frames must be uint8 HxWx3 RGB, got {frame.dtype} {frame.shape}")
+        if self._size is not None and frame.shape[:2] != self._size:
+            raise DataError(f"{what}: frame size {frame.shape[:2]} differs from the video's {self._size}; "
+                            "frames cannot change size mid-video")
+        return frame
+
+    def _check_labels(self, frame: np.ndarray, label_map: np.ndarray, what: str) -> list[int]:
+        label_map = np.asarray(label_map)
+        if label_map.shape != frame.shape[:2]:
+            raise DataError(f"{what}: mask size {label_map.shape} differs from the frame size {frame.shape[:2]}")
+        ids = object_ids_of(label_map)
+        if not ids:
+            raise DataError(f"{what}: the mask is empty (no object ids other than 0 and 255)")
+        return ids
+
+    def _detect(self, frame: np.ndarray) -> Any:
+        image = torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
+        with self._autocast():
+            return self.model.detect([image])[0]
+
+    def _register(self, frame: np.ndarray, label_map: np.ndarray, ids: list[int], features: Any) -> None:
+        """Add objects from a ground-truth mask: seed their banks with ``embed`` of the GT boxes."""
+        labels = torch.from_numpy(np.asarray(label_map)).to(self.device)
+        masks = torch.stack([labels == i for i in ids]).float()
+        with self._autocast():
+            embeddings = self.model.embed(features, masks_to_boxes(masks > 0))
+        for k, obj_id in enumerate(ids):
+            bank = ReIDBank(self.config.bank_size, self.config.bank_policy)
+            if embeddings is not None:
+                bank.add(embeddings[k].float())
+            self.object_ids.append(obj_id)
+            self._banks.append(bank)
+            self._states.append(TrackState())
+        new = torch.isin(labels, torch.tensor(ids, device=labels.device, dtype=labels.dtype))
+        if self._prev_labels is None:
+            self._prev_labels = torch.where(new, labels, 0).to(torch.uint8)
+        else:  # ground truth of the new objects wins over what the old ones held there
+            self._prev_labels = torch.where(new, labels, self._prev_labels).to(torch.uint8)
+        self._prev_frame = frame
+
+    # ------------------------------------------------------------------ public API
+    @torch.inference_mode()
+    def start(self, frame: np.ndarray, label_map: np.ndarray) -> None:
+        """Begin a video from its first frame and its annotation (object ids = the label values)."""
+        self.reset()
+        frame = self._check_frame(frame, "first frame")
+        ids = self._check_labels(frame, label_map, "first-frame mask")
+        self._size = frame.shape[:2]
+        with self._timed("detect"):
+            features = self._detect(frame).features
+        self._register(frame, label_map, ids, features)
+        self.frame_index = 0
+
+    @torch.inference_mode()
+    def add_objects(self, frame: np.ndarray, label_map: np.ndarray) -> np.ndarray:
+        """Add objects whose first annotation is on ``frame`` (the frame just processed by ``step``).
+
+        Returns the label map of ``frame`` with the new objects' ground truth pasted over it.
+        """
+        if self._size is None:
+            raise DataError("add_objects called before start(); the first frame defines the video")
+        frame = self._check_frame(frame, f"add_objects at frame {self.frame_index}")
+        ids = self._check_labels(frame, label_map, f"mask for new objects at frame {self.frame_index}")
+        new = [i for i in ids if i not in self.object_ids]
+        if not new:
+            return self._prev_labels.cpu().numpy()
+        same = self._prev_frame is not None and np.array_equal(frame, self._prev_frame)
+        features = self._last_features if same and self._last_features is not None else self._detect(frame).features
+        self._register(frame, label_map, new, features)
+        return self._prev_labels.cpu().numpy()
+
+    @torch.inference_mode()
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """Segment the next frame; returns its uint8 HxW label map (0 = background)."""
+        if self._size is None:
+            raise DataError("step called before start(); give the first frame and its mask to start()")
+        frame = self._check_frame(frame, f"frame {self.frame_index + 1}")
+        with self._timed("detect"):
+            det = self._detect(frame)
+        with self._timed("flow"):
+            flow = self.flow(self._prev_frame, frame)
+            templates = self._templates(flow)
+        with self._timed("cascade"):
+            cand, decisions = self._cascade(det, templates)
+        with self._timed("mga"):
+            probs = self._refine(det, cand, flow, decisions)
+        with self._timed("merge"):
+            labels = self._merge(probs)
+        self._update(cand, decisions)
+        self._prev_frame, self._last_features = frame, det.features
+        self.frame_index += 1
+        return labels
+
+    # ------------------------------------------------------------------ per-frame stages
+    def _small_size(self) -> tuple[int, int]:
+        h, w = self._size
+        return max(1, round(h * self.config.iou_scale)), max(1, round(w * self.config.iou_scale))
+
+    def _object_masks(self, labels: torch.Tensor, ks: list[int] | None = None) -> torch.Tensor:
+        """(K, h, w) float binary masks of (some of) the tracked objects in a label map."""
+        ids = self.object_ids if ks is None else [self.object_ids[k] for k in ks]
+        lut = torch.tensor(ids, device=labels.device, dtype=labels.dtype)
+        return (labels[None] == lut[:, None, None]).float()
+
+    def _templates(self, flow: np.ndarray) -> torch.Tensor:
+        """Previous object masks warped by flow, at the reduced IoU resolution (K, h, w)."""
+        h, w = self._size
+        sh, sw = self._small_size()
+        small_flow = cv2.resize(flow, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        small_flow[..., 0] *= sw / w
+        small_flow[..., 1] *= sh / h
+        small_labels = F.interpolate(self._prev_labels[None, None].float(), size=(sh, sw), mode="nearest")[0, 0]
+        return warp(self._object_masks(small_labels), small_flow)
+
+    def _warp_full(self, ks: list[int], flow: np.ndarray) -> torch.Tensor:
+        """Full-resolution warp of some objects' previous masks (only flow-path objects need it)."""
+        masks = self._object_masks(self._prev_labels, ks)
+        if self.device.type == "cpu":  # cv2.remap is several times faster than grid_sample on CPU
+            return torch.from_numpy(warp(masks.numpy(), flow))
+        return warp(masks, flow).clamp_(0.0, 1.0)
+
+    def _cascade(self, det: Any, templates: torch.Tensor) -> tuple[dict[str, Any], list[Decision]]:
+        keep = det.scores >= self.config.min_candidate_score
+        cand = {"boxes": det.boxes[keep], "mask_probs": det.mask_probs[keep],
+                "embeddings": det.embeddings[keep] if det.embeddings is not None else None}
+        masks = self._candidate_masks(cand, templates)
+        decisions = associate(templates, masks, cand["embeddings"], self._banks, self._states, self.config)
+        return cand, decisions
+
+    def _candidate_masks(self, cand: dict[str, Any], templates: torch.Tensor) -> torch.Tensor:
+        """Candidate masks at the IoU resolution; only candidates whose box meets a present object's template
+        box are pasted (any other has IoU 0 with every template), which skips most of the ~100 detections."""
+        small = self._small_size()
+        masks = templates.new_zeros((len(cand["boxes"]), *small))
+        present = [k for k, st in enumerate(self._states) if st.present]
+        nonempty = [k for k in present if bool((templates[k] > 0.5).any())]
+        if not len(cand["boxes"]) or not nonempty:
+            return masks
+        scale = templates.new_tensor([self._size[1] / small[1], self._size[0] / small[0]] * 2)
+        # +1: masks_to_boxes gives inclusive pixel indices, boxes are pixel edges
+        template_boxes = (masks_to_boxes(templates[nonempty] > 0.5) + templates.new_tensor([0, 0, 1, 1])) * scale
+        boxes = cand["boxes"].float().to(templates.device)
+        hits = (box_iou(boxes, template_boxes) > 0).any(dim=1).nonzero().flatten()
+        if len(hits):
+            with self._autocast():
+                pasted = self.model.paste_masks(cand["boxes"][hits], cand["mask_probs"][hits], small)
+            masks[hits] = pasted.float().to(masks.device)
+        return masks
+
+    def _refine(self, det: Any, cand: dict[str, Any], flow: np.ndarray,
+                decisions: list[Decision]) -> torch.Tensor:
+        """Full-resolution probabilities per object: MGA on the chosen candidates / flow templates only."""
+        probs = torch.zeros((len(decisions), *self._size), dtype=torch.float32, device=self.device)
+        chosen = [k for k, d in enumerate(decisions) if d.candidate is not None]
+        flowed = [k for k, d in enumerate(decisions) if d.path == "flow"]
+        with self._autocast():
+            if chosen:
+                idx = torch.tensor([decisions[k].candidate for k in chosen], device=cand["boxes"].device)
+                boxes, coarse = cand["boxes"][idx], cand["mask_probs"][idx]
+                out = (self.model.refine(det.features, boxes, coarse) if self.config.use_mga
+                       else self.model.paste_masks(boxes, coarse, self._size))
+                probs[chosen] = out.float().to(self.device)
+            if flowed:
+                full = self._warp_full(flowed, flow).to(self.device)
+                nonempty = (full > 0.5).flatten(1).any(1)  # masks_to_boxes needs a pixel per mask
+                if self.config.use_mga and bool(nonempty.any()):
+                    keep = full[nonempty]
+                    full[nonempty] = self.model.refine_full(det.features, masks_to_boxes(keep > 0.5), keep).float()
+                probs[flowed] = full.float().to(self.device)
+        return probs
+
+    def _merge(self, probs: torch.Tensor) -> np.ndarray:
+        """One label map: each pixel goes to the most probable object above 0.5, else background."""
+        if len(probs) == 0:
+            labels = torch.zeros(self._size, dtype=torch.uint8, device=self.device)
+        else:
+            best, owner = probs.max(dim=0)
+            lut = torch.tensor(self.object_ids, dtype=torch.uint8, device=probs.device)
+            labels = torch.where(best > 0.5, lut[owner], 0).to(torch.uint8)
+        self._prev_labels = labels
+        return labels.cpu().numpy()
+
+    def _update(self, cand: dict[str, Any], decisions: list[Decision]) -> None:
+        """Bank updates, track states and the decision log."""
+        update_paths = {"iou": ("iou",), "iou+reid": ("iou", "reid"), "none": ()}[self.config.reid_update]
+        for k, d in enumerate(decisions):
+            if d.path in update_paths and cand["embeddings"] is not None:
+                self._banks[k].add(cand["embeddings"][d.candidate].float())
+            if d.path == "absent" and self._states[k].present:
+                logger.debug("object %d lost at frame %d", self.object_ids[k], self.frame_index + 1)
+            self._states[k] = update_state(self._states[k], d)
+            self.path_counts[d.path] += 1
+        self.decisions.append({obj: d.path for obj, d in zip(self.object_ids, decisions, strict=True)})

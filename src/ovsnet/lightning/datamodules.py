@@ -1,0 +1,246 @@
+"""LightningDataModules for DAVIS-layout video folders (real or synthetic) and COCO instances."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ovsnet.data.io import DataError
+from ovsnet.data.sequence import VideoSequence
+from ovsnet.data.training import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
+from ovsnet.data.transforms import SampleTransform
+
+__all__ = ["COCODataModule", "DAVISDataModule"]
+
+log = logging.getLogger(__name__)
+
+DAVIS_LAYOUT = (
+    "expected the DAVIS layout: <root>/JPEGImages/<resolution>/<sequence>/00000.jpg, "
+    "<root>/Annotations/<resolution>/<sequence>/00000.png and <root>/ImageSets/2017/<split>.txt "
+    "(DAVIS 2016: ImageSets/480p/<split>.txt); download it from https://davischallenge.org or set "
+    "data.generate_synthetic to create a synthetic dataset there"
+)
+
+
+def _loader_kwargs(num_workers: int, pin_memory: bool, persistent_workers: bool) -> dict[str, Any]:
+    kw: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory, "collate_fn": collate_detection}
+    if num_workers > 0:
+        kw["persistent_workers"] = persistent_workers
+    return kw
+
+
+class DAVISDataModule(pl.LightningDataModule):
+    """Frames of a DAVIS-layout folder as detection samples, batched V videos × M/V frames.
+
+    ``per_dataset_finetune`` adds the first-frame annotations of the evaluation split (``val_split``) and
+    ``lucid_samples_per_frame`` Lucid Data Dreaming samples of each (paper 4.1).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        year: int = 2017,
+        train_split: str = "train",
+        val_split: str = "val",
+        resolution: str = "480p",
+        frames_per_video: int = 4,
+        videos_per_batch: int = 8,
+        per_dataset_finetune: bool = False,
+        lucid_samples_per_frame: int = 0,
+        lucid: Mapping[str, Any] | None = None,
+        image_size: int | None = None,
+        min_sizes: Sequence[int] | None = None,
+        max_size: int | None = None,
+        augment: bool = True,
+        min_area: int = 16,
+        val_frame_stride: int = 1,
+        val_batch_size: int = 2,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        on_error: str = "skip",
+        generate_synthetic: Mapping[str, Any] | None = None,
+        eval_root: str | None = None,
+        eval_layout: str = "davis",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if eval_layout not in ("davis", "segtrack"):
+            raise ValueError(f"eval_layout must be 'davis' or 'segtrack', got {eval_layout!r}")
+        self.save_hyperparameters(logger=False)
+        self.root = Path(root)
+        self.eval_root = Path(eval_root) if eval_root else self.root
+        self.data_train: VideoFrameDataset | None = None
+        self.data_val: VideoFrameDataset | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per mini-batch on one device (M = V × M/V); used to scale the learning rate."""
+        return int(self.hparams.frames_per_video * self.hparams.videos_per_batch)
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset when the folder is missing and a synthetic config is given.
+
+        Runs on one process per node, before ``setup``; the generator writes atomically.
+        """
+        if self.root.exists() or not self.hparams.generate_synthetic:
+            return
+        from ovsnet.data.synthetic import generate_dataset
+
+        log.info("generating synthetic DAVIS-layout dataset in %s", self.root)
+        generate_dataset(self.root, **dict(self.hparams.generate_synthetic))
+
+    def _load(self, split: str, root: Path | None = None, layout: str = "davis") -> list[VideoSequence]:
+        root = root or self.root
+        if not root.is_dir():
+            raise DataError(f"dataset root {root} not found; {DAVIS_LAYOUT}")
+        try:
+            if layout == "segtrack":
+                from ovsnet.data.segtrack import load_segtrack
+
+                sequences = load_segtrack(root)
+            else:
+                from ovsnet.data.davis import load_davis
+
+                sequences = load_davis(root, year=self.hparams.year, split=split,
+                                       resolution=self.hparams.resolution)
+        except FileNotFoundError as exc:
+            raise DataError(f"{root}: {exc}; {DAVIS_LAYOUT}") from exc
+        if not sequences:
+            raise DataError(f"{root}: split {split!r} lists no sequence; {DAVIS_LAYOUT}")
+        return list(sequences)
+
+    def _lucid(self) -> Any:
+        from ovsnet.data.lucid import LucidConfig, LucidDreamer
+
+        return LucidDreamer(LucidConfig(**dict(self.hparams.lucid or {})))
+
+    def _train_refs(self, train: list[VideoSequence], evals: list[VideoSequence]) -> list[FrameRef]:
+        refs = [FrameRef(v, i) for v, seq in enumerate(train) for i in seq.annotated_indices]
+        for k, seq in enumerate(evals):
+            v = len(train) + k
+            if not seq.has_label(0):
+                raise DataError(f"sequence {seq.name!r} has no first-frame annotation for per-dataset finetuning")
+            refs.append(FrameRef(v, 0))
+            refs.extend(FrameRef(v, 0, j) for j in range(self.hparams.lucid_samples_per_frame))
+        return refs
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        hp = self.hparams
+        train = self._load(hp.train_split)
+        val = self._load(hp.val_split, self.eval_root, hp.eval_layout) if hp.val_split else []
+        evals = val if hp.per_dataset_finetune else []
+        lucid = self._lucid() if hp.per_dataset_finetune and hp.lucid_samples_per_frame > 0 else None
+        transform = SampleTransform(hp.image_size, hp.augment, hp.min_sizes, hp.max_size)
+        self.data_train = VideoFrameDataset(train + evals, self._train_refs(train, evals), transform, lucid,
+                                            min_area=hp.min_area, on_error=hp.on_error, seed=hp.seed)
+        if val:
+            self.data_val = VideoFrameDataset.from_sequences(
+                val, frame_stride=hp.val_frame_stride, transform=SampleTransform(hp.image_size),
+                min_area=hp.min_area, on_error=hp.on_error, seed=hp.seed)
+        log.info("DAVIS %s: %d train items (%d videos), %d val items", self.root, len(self.data_train),
+                 len(train) + len(evals), len(self.data_val) if self.data_val else 0)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self._trainer if hasattr(self, "_trainer") else None
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.data_train is not None, "call setup() first"
+        world, rank = self._rank()
+        sampler = VideoBatchSampler(self.data_train.video_of_item, self.hparams.videos_per_batch,
+                                    self.hparams.frames_per_video, shuffle=True, seed=self.hparams.seed,
+                                    num_replicas=world, rank=rank)
+        return DataLoader(self.data_train, batch_sampler=sampler,
+                          **_loader_kwargs(self.hparams.num_workers, self.hparams.pin_memory,
+                                           self.hparams.persistent_workers))
+
+    def _eval_loader(self, dataset: Dataset | None) -> DataLoader:
+        if dataset is None:
+            raise DataError(f"{self.root}: no validation split configured (val_split)")
+        return DataLoader(dataset, batch_size=self.hparams.val_batch_size, shuffle=False,
+                          **_loader_kwargs(self.hparams.num_workers, self.hparams.pin_memory,
+                                           self.hparams.persistent_workers))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.data_val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.data_val)
+
+
+class COCODataModule(pl.LightningDataModule):
+    """COCO instance segmentation (pre-training); multi-scale shortest edge from ``min_sizes``."""
+
+    def __init__(
+        self,
+        image_dir: str,
+        ann_file: str,
+        val_image_dir: str | None = None,
+        val_ann_file: str | None = None,
+        class_agnostic: bool = False,
+        min_sizes: Sequence[int] | None = (640, 720, 800, 920, 1080),
+        max_size: int | None = 1900,
+        augment: bool = False,
+        batch_size: int = 2,
+        min_area: int = 1,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        on_error: str = "skip",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.data_train: Dataset | None = None
+        self.data_val: Dataset | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.hparams.batch_size)
+
+    def _dataset(self, image_dir: str, ann_file: str, train: bool) -> Dataset:
+        from ovsnet.data.coco import COCOInstances
+
+        hp = self.hparams
+        if not os.path.isdir(image_dir):
+            raise DataError(f"COCO image folder not found: {image_dir} (expected <image_dir>/<file_name> "
+                            f"for every image of {ann_file})")
+        transform = SampleTransform(None, hp.augment and train, hp.min_sizes if train else None, hp.max_size)
+        if not train and hp.min_sizes:
+            transform = SampleTransform(None, False, [min(hp.min_sizes)], hp.max_size)
+        return COCOInstances(image_dir, ann_file, class_agnostic=hp.class_agnostic, transform=transform,
+                             min_area=hp.min_area, on_error=hp.on_error)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        hp = self.hparams
+        self.data_train = self._dataset(hp.image_dir, hp.ann_file, train=True)
+        if hp.val_ann_file:
+            self.data_val = self._dataset(hp.val_image_dir or hp.image_dir, hp.val_ann_file, train=False)
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise DataError("COCO validation data not configured (val_ann_file)")
+        trainer = getattr(self, "_trainer", None)
+        sampler = None
+        if trainer is not None and trainer.world_size > 1:  # trainers here run use_distributed_sampler=False
+            sampler = DistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle)
+            shuffle = False
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, sampler=sampler,
+                          **_loader_kwargs(self.hparams.num_workers, self.hparams.pin_memory,
+                                           self.hparams.persistent_workers))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.data_train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.data_val, shuffle=False)

@@ -1,0 +1,122 @@
+"""The association cascade with scripted candidates: path order, the 30% rule, one candidate per object."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ovsnet.inference.cascade import CascadeConfig, Decision, TrackState, associate, mask_iou, update_state
+from ovsnet.inference.memory import ReIDBank
+
+H = W = 20
+
+
+def _box(y0: int, x0: int, size: int = 6) -> torch.Tensor:
+    m = torch.zeros(H, W)
+    m[y0:y0 + size, x0:x0 + size] = 1.0
+    return m
+
+
+def _bank(*vectors: list[float], size: int = 64) -> ReIDBank:
+    bank = ReIDBank(max_size=size)
+    for v in vectors:
+        bank.add(torch.tensor(v, dtype=torch.float32))
+    return bank
+
+
+def _run(templates, cands, embs, banks, states=None, **cfg) -> list[Decision]:
+    states = states or [TrackState() for _ in banks]
+    return associate(torch.stack(templates), torch.stack(cands) if cands else torch.zeros(0, H, W),
+                     embs, banks, states, CascadeConfig(**cfg))
+
+
+def test_mask_iou_matrix() -> None:
+    a = torch.stack([_box(0, 0), _box(10, 10)]) > 0
+    b = torch.stack([_box(0, 0), _box(0, 3), torch.zeros(H, W)]) > 0
+    iou = mask_iou(a, b)
+    torch.testing.assert_close(iou, torch.tensor([[1.0, 18 / 54, 0.0], [0.0, 0.0, 0.0]]))
+
+
+def test_iou_path_wins_and_best_candidate_is_taken() -> None:
+    d = _run([_box(0, 0)], [_box(0, 3), _box(0, 1)], torch.zeros(2, 2), [_bank([9.0, 9.0])])
+    assert d[0].path == "iou" and d[0].candidate == 1 and d[0].score == pytest.approx(30 / 42)
+
+
+def test_iou_below_threshold_falls_to_reid_then_flow() -> None:
+    template = _box(0, 0)
+    far = _box(12, 12)
+    near_emb = torch.tensor([[0.5, 0.0]])
+    d = _run([template], [far], near_emb, [_bank([0.0, 0.0])])
+    assert d[0] == Decision("reid", 0, 0.5)
+    d = _run([template], [far], torch.tensor([[5.0, 0.0]]), [_bank([0.0, 0.0])])
+    assert d[0].path == "flow" and d[0].candidate is None
+    d = _run([template], [far], torch.tensor([[5.0, 0.0]]), [_bank([0.0, 0.0])], use_flow=False)
+    assert d[0].path == "absent"
+    d = _run([template], [far], near_emb, [_bank([0.0, 0.0])], use_reid=False)
+    assert d[0].path == "flow"
+
+
+@pytest.mark.parametrize("close,qualifies", [(3, True), (2, False)])
+def test_reid_fraction_rule_at_the_boundary(close: int, qualifies: bool) -> None:
+    """Bank of 10: exactly 3 stored embeddings (30%) within rho_reid qualifies, 2 does not."""
+    vectors = [[0.0, 0.0]] * close + [[10.0, 0.0]] * (10 - close)
+    d = _run([torch.zeros(H, W)], [_box(5, 5)], torch.tensor([[0.0, 0.0]]), [_bank(*vectors)])
+    assert (d[0].path == "reid") is qualifies
+
+
+def test_reid_ranking_min_vs_mean() -> None:
+    bank = _bank([0.0, 0.0], [1.9, 0.0], [1.9, 0.0])
+    embs = torch.tensor([[0.1, 0.0], [1.8, 0.0]])  # mean: cand 1 closer; min: cand 0 closer
+    cands = [_box(0, 0), _box(10, 10)]
+    assert _run([torch.zeros(H, W)], cands, embs, [bank], reid_distance="mean")[0].candidate == 1
+    assert _run([torch.zeros(H, W)], cands, embs, [bank], reid_distance="min")[0].candidate == 0
+
+
+def test_one_candidate_never_serves_two_objects() -> None:
+    # both templates overlap candidate 0 best; the assignment gives the other object candidate 1
+    t1, t2 = _box(0, 0), _box(0, 2)
+    d = _run([t1, t2], [_box(0, 1), _box(0, 3)], torch.zeros(2, 2), [_bank([0.0, 0.0]), _bank([0.0, 0.0])])
+    assert {d[0].path, d[1].path} == {"iou"}
+    assert d[0].candidate != d[1].candidate
+    # Re-ID: two objects with the same appearance, one candidate: one gets it, the other falls to flow
+    d = _run([_box(0, 0), _box(10, 10)], [_box(0, 12)], torch.zeros(1, 2),
+             [_bank([0.0, 0.0]), _bank([0.0, 0.0])])
+    assert sorted(x.path for x in d) == ["flow", "reid"]
+
+
+def test_absent_objects_come_back_only_through_reid() -> None:
+    gone = [TrackState(present=False)]
+    cand = [_box(0, 0)]
+    # the template still overlaps the candidate perfectly, but an absent object ignores IoU and flow
+    d = _run([_box(0, 0)], cand, torch.tensor([[9.0, 9.0]]), [_bank([0.0, 0.0])], states=gone)
+    assert d[0].path == "absent"
+    d = _run([_box(0, 0)], cand, torch.tensor([[0.1, 0.0]]), [_bank([0.0, 0.0])], states=gone)
+    assert d[0].path == "reid"
+
+
+def test_flow_streak_and_min_area_mark_absent() -> None:
+    emb = torch.zeros(0, 2)
+    streak = [TrackState(present=True, flow_streak=3)]
+    assert _run([_box(0, 0)], [], emb, [_bank([0.0])], states=streak, max_flow_streak=3)[0].path == "absent"
+    assert _run([_box(0, 0)], [], emb, [_bank([0.0])], states=streak, max_flow_streak=4)[0].path == "flow"
+    assert _run([_box(0, 0, 2)], [], emb, [_bank([0.0])], min_flow_area=5)[0].path == "absent"
+    state = TrackState()
+    for _ in range(3):
+        state = update_state(state, Decision("flow"))
+    assert state.flow_streak == 3
+    assert update_state(state, Decision("iou", 0)).flow_streak == 0
+    assert not update_state(state, Decision("absent")).present
+
+
+def test_low_score_candidates_are_ignored() -> None:
+    d = associate(torch.stack([_box(0, 0)]), torch.stack([_box(0, 0)]), None, [_bank([0.0])], [TrackState()],
+                  CascadeConfig(), candidate_scores=torch.tensor([0.2]))
+    assert d[0].path == "flow"
+
+
+def test_config_and_shape_errors() -> None:
+    with pytest.raises(ValueError, match="reid_update"):
+        CascadeConfig(reid_update="always")
+    with pytest.raises(ValueError, match="reduced resolution"):
+        associate(torch.zeros(1, 4, 4), torch.zeros(1, 5, 5), None, [_bank([0.0])], [TrackState()],
+                  CascadeConfig())

@@ -1,0 +1,81 @@
+"""segment_sequence / segment_dataset: PNGs named like the frames, the .done marker, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_segmenter import FakeModel, make_video
+
+from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
+from ovsnet.data.sequence import VideoSequence
+from ovsnet.inference.runner import DONE_MARKER, segment_dataset, segment_sequence
+from ovsnet.inference.segmenter import VideoSegmenter
+
+
+def _write_sequence(root: Path, name: str, annotate_all: bool = False, first_only_obj1: bool = False) -> VideoSequence:
+    frames, labels = make_video()
+    frame_paths, ann = [], {}
+    for t, (frame, label) in enumerate(zip(frames, labels, strict=True)):
+        path = root / "JPEGImages" / name / f"{t * 5:05d}.png"
+        write_frame(path, frame)
+        frame_paths.append(path)
+        if t == 0 or annotate_all:
+            ann[t] = root / "Annotations" / name / f"{t * 5:05d}.png"
+            first = np.where(label == 1, 1, 0).astype(np.uint8) if (first_only_obj1 and t == 0) else label
+            write_label_map(ann[t], first)
+    return VideoSequence(name, frame_paths, ann)
+
+
+def test_segment_sequence_writes_named_pngs_and_marker(tmp_path: Path) -> None:
+    seq = _write_sequence(tmp_path / "data", "squares")
+    out = tmp_path / "results" / "squares"
+    result = segment_sequence(VideoSegmenter(FakeModel()), seq, out, progress=False)
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{t * 5:05d}.png" for t in range(5)]
+    np.testing.assert_array_equal(read_label_map(out / "00000.png"), seq.first_frame_mask)
+    assert set(np.unique(read_label_map(out / "00020.png"))) == {0, 1, 2}
+    assert result.num_frames == 5 and result.fps > 0 and result.path_counts["iou"] == 8
+    assert len(result.decisions) == 4
+    assert json.loads((out / DONE_MARKER).read_text())["num_frames"] == 5
+
+
+def test_frame_iterator_with_progress_and_names(tmp_path: Path) -> None:
+    frames, labels = make_video(num_frames=3)
+    result = segment_sequence(VideoSegmenter(FakeModel()), iter(frames), tmp_path, first_mask=labels[0],
+                              frame_names=["a", "b", "c"], progress=True)
+    assert result.num_frames == 3
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["a.png", "b.png", "c.png"]
+    with pytest.raises(DataError, match="first_mask"):
+        segment_sequence(VideoSegmenter(FakeModel()), iter(frames), tmp_path / "x", progress=False)
+
+
+def test_new_objects_from_later_annotations(tmp_path: Path) -> None:
+    seq = _write_sequence(tmp_path / "data", "late", annotate_all=True, first_only_obj1=True)
+    segmenter = VideoSegmenter(FakeModel())
+    segment_sequence(segmenter, seq, tmp_path / "out", progress=False)
+    assert segmenter.object_ids == [1, 2]
+    assert 2 in np.unique(read_label_map(tmp_path / "out" / "00020.png"))
+
+
+def test_segment_dataset_resumes(tmp_path: Path) -> None:
+    seqs = [_write_sequence(tmp_path / "data", n) for n in ("a", "b")]
+    made: list[FakeModel] = []
+
+    def make() -> VideoSegmenter:
+        made.append(FakeModel())
+        return VideoSegmenter(made[-1])
+
+    results = segment_dataset(make, seqs, tmp_path / "res", progress=False)
+    assert [r.skipped for r in results] == [False, False] and len(made) == 1
+    assert made[0].detect_calls == 10
+    (tmp_path / "res" / "b" / "00015.png").unlink()  # b incomplete: only b is redone
+    again = segment_dataset(make, seqs, tmp_path / "res", progress=False)
+    assert [r.skipped for r in again] == [True, False]
+    assert again[0].num_frames == 5 and again[0].decisions[0] == {1: "iou", 2: "iou"}
+    assert made[-1].detect_calls == 5 and (tmp_path / "res" / "b" / "00015.png").is_file()
+    done = segment_dataset(make, seqs, tmp_path / "res", progress=False)
+    assert all(r.skipped for r in done) and len(made) == 2  # nothing to do: no model built
+    forced = segment_dataset(make, seqs, tmp_path / "res", skip_done=False, progress=False)
+    assert not any(r.skipped for r in forced)
