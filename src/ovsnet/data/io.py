@@ -8,6 +8,7 @@ Every writer is atomic (temporary file + ``os.replace``) so a crash never leaves
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -55,15 +56,26 @@ DAVIS_PALETTE: np.ndarray = _voc_palette()
 _COLOUR_TO_INDEX = {tuple(int(v) for v in colour): index for index, colour in enumerate(DAVIS_PALETTE)}
 
 
+@functools.cache
+def _new_file_mode() -> int:
+    """Permissions a plain ``open(path, "w")`` gives (0o666 minus the umask), read once when first needed."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    # mkstemp creates the file 0o600; writers reopen it in place, so without this every output (masks,
+    # videos, markers) would end up unreadable to other users.
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, _new_file_mode())
         yield tmp
         os.replace(tmp, target)
     finally:

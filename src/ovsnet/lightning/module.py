@@ -22,6 +22,8 @@ __all__ = ["OVSNetModule", "build_model", "load_model_from_checkpoint", "load_we
 log = logging.getLogger(__name__)
 
 LOSS_TERMS = ("mask", "loc", "cls", "reid", "refine")
+# gradient norms are logged per part of the network: a diverging head shows up before the loss does
+GRAD_GROUPS = ("detector.backbone", "detector.rpn", "detector.roi_heads", "reid_head", "mga")
 
 
 def build_model(model_config: Mapping[str, Any]) -> nn.Module:
@@ -262,6 +264,21 @@ class OVSNetModule(pl.LightningModule):
         if not schedulers:
             return optimizer
         return [optimizer], schedulers
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Log the L2 norm of the gradients per network part and in total (every ``log_every_n_steps``)."""
+        if self._trainer is None or self.global_step % max(self.trainer.log_every_n_steps, 1):
+            return
+        sums: dict[str, float] = {}
+        for name, param in self.model.named_parameters():
+            if param.grad is None:
+                continue
+            group = next((g for g in GRAD_GROUPS if name.startswith(g)), "other")
+            sums[group] = sums.get(group, 0.0) + float(param.grad.detach().float().pow(2).sum())
+        if sums:
+            norms = {f"grad_norm/{g}": v ** 0.5 for g, v in sums.items()}
+            norms["grad_norm/total"] = sum(sums.values()) ** 0.5
+            self.log_dict(norms, on_step=True, on_epoch=False)
 
     def on_train_epoch_start(self) -> None:
         """Reseed the per-epoch randomness of datasets (Lucid samples) that support it."""

@@ -1,0 +1,272 @@
+"""evaluate.py / ovsnet.evaluation: results layout, official CSVs, summary, resume, ablations, sweeps, errors.
+
+Every run composes the real ``conf/evaluate.yaml`` on a tiny synthetic DAVIS folder (3 val sequences x 5
+frames at 64x80) with a tiny random-weight checkpoint saved like an OVSNetModule checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+from pytorch_lightning.loggers import CSVLogger
+
+from ovsnet import evaluation
+from ovsnet.data.davis import load_davis
+from ovsnet.data.io import DataError, read_label_map
+from ovsnet.evaluation import (
+    SUMMARY_FILE,
+    ZeroFlow,
+    cascade_config,
+    make_flow,
+    run_evaluation,
+    summarize_sweep,
+    swept_keys,
+)
+from ovsnet.inference.cascade import PATHS
+from ovsnet.inference.flow import warp
+from ovsnet.metrics.davis import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+# the suggested tiny model, with the detector's test-time proposal/detection counts cut so a random network
+# (every score near 0.5) does not push 100 detections per frame through the mask head
+TINY_MODEL = {"backbone": "resnet18", "norm": "bn", "weights": None, "min_size": 64, "max_size": 96,
+              "mga_channels": 16, "reid_hidden_dim": 32, "box_detections_per_img": 10,
+              "rpn_pre_nms_top_n_test": 100, "rpn_post_nms_top_n_test": 30}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine more threads oversubscribe and run much slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ovsnet.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("davis")
+    return Path(generate_dataset(root, num_sequences=4, num_frames=5, size=(64, 80), seed=0,
+                                 val_fraction=0.75, progress=False))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ovsnet.models.ovsnet import build_ovsnet
+
+    torch.manual_seed(0)
+    model = build_ovsnet(**TINY_MODEL)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                "hyper_parameters": {"model_config": TINY_MODEL}}, path)
+    return path
+
+
+def _overrides(out: Path, data_root: Path, ckpt: Path | str, data: str = "synthetic") -> list[str]:
+    return [
+        f"data={data}",
+        f"data.root={data_root}",
+        f"ckpt_path={ckpt}",
+        "device=cpu",
+        f"paths.root_dir={out}",
+        f"paths.log_dir={out}/logs",
+        f"paths.output_dir={out}",
+        f"hydra.run.dir={out}",
+        "logger=csv",
+        "progress=false",
+        "score_workers=0",
+    ]
+
+
+def compose_eval(out: Path, data_root: Path, ckpt: Path | str, *overrides: str,
+                 data: str = "synthetic") -> DictConfig:
+    """The real evaluate.yaml with test paths, composed as for a run (``${hydra:...}`` resolvable)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("evaluate.yaml", overrides=[*_overrides(out, data_root, ckpt, data), *overrides],
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def test_evaluation_writes_official_results_and_resumes(tmp_path: Path, data_root: Path, ckpt: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    cfg = compose_eval(out, data_root, ckpt)
+    run_evaluation(cfg, loggers=[CSVLogger(str(out), name="csv")])
+    sequences = load_davis(data_root, 2017, "val")
+    assert len(sequences) == 3
+    results = out / "results" / "val"
+    for seq in sequences:
+        names = sorted(p.stem for p in (results / seq.name).glob("*.png"))
+        assert names == sorted(seq.frame_names) and len(names) == 5
+        labels = read_label_map(results / seq.name / f"{seq.frame_names[-1]}.png")
+        assert labels.shape == (64, 80) and labels.dtype == np.uint8
+        np.testing.assert_array_equal(read_label_map(results / seq.name / f"{seq.frame_names[0]}.png"),
+                                      seq.first_frame_mask)
+    assert list(pd.read_csv(results / "global_results-val.csv").columns) == list(GLOBAL_COLUMNS)
+    per_seq = pd.read_csv(results / "per-sequence_results-val.csv")
+    assert list(per_seq.columns) == list(PER_SEQUENCE_COLUMNS)
+    assert len(per_seq) == sum(len(s.object_ids) for s in sequences)
+    per_object = pd.read_csv(out / "per-object_results-val.csv")
+    assert list(per_object.columns) == ["Sequence", *GLOBAL_COLUMNS] and len(per_object) == len(per_seq)
+
+    stored = json.loads((out / SUMMARY_FILE).read_text())
+    assert stored["fps"] > 0 and stored["num_frames"] == 15 and stored["segmented_sequences"] == 3
+    assert set(stored["path_counts"]) == set(PATHS)
+    assert sum(stored["path_counts"].values()) == sum(4 * len(s.object_ids) for s in sequences)
+    assert 0.0 <= stored["metrics"]["J&F-Mean"] <= 1.0
+    assert stored["inference"]["rho_reid"] == 2.3 and stored["inference"]["name"] == "full"
+    assert (out / "metrics.json").is_file() and (out / "overlays.png").is_file()
+    logged = pd.read_csv(next((out / "csv").rglob("metrics.csv")))
+    assert {"eval/J&F-Mean", "eval/fps", "eval/paths/iou"} <= set(logged.columns)
+
+    # a re-run skips every finished sequence: no model is loaded and no result file is rewritten
+    mtimes = {p: p.stat().st_mtime_ns for p in results.rglob("*.png")}
+    monkeypatch.setattr(evaluation, "load_model", lambda *a, **k: pytest.fail("model loaded when resuming"))
+    again = run_evaluation(cfg)
+    assert again["skipped_sequences"] == 3 and again["segmented_sequences"] == 0
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("*.png")} == mtimes
+    assert again["metrics"]["J&F-Mean"] == pytest.approx(stored["metrics"]["J&F-Mean"])
+    assert again["fps"] == pytest.approx(stored["fps"])
+    # resuming into the same results with other settings would mix them: refused, naming what differs
+    with pytest.raises(ValueError, match="inference"):
+        run_evaluation(compose_eval(out, data_root, ckpt, "inference.rho_iou=0.5"))
+
+
+@pytest.mark.parametrize(("preset", "flags"), [
+    ("no_reid", {"use_reid": False, "use_mga": True, "use_flow": True}),
+    ("no_mga", {"use_reid": True, "use_mga": False, "use_flow": True}),
+    ("no_flow", {"use_reid": True, "use_mga": True, "use_flow": False}),
+    ("base", {"use_reid": False, "use_mga": False, "use_flow": True}),
+])
+def test_ablation_presets(tmp_path: Path, data_root: Path, ckpt: Path, preset: str, flags: dict) -> None:
+    cfg = compose_eval(tmp_path, data_root, ckpt, f"inference={preset}", "max_sequences=1",
+                       "media.enabled=false")
+    summary = run_evaluation(cfg)
+    assert summary["num_sequences"] == 1 and summary["inference"]["name"] == preset
+    assert {k: summary["inference"][k] for k in flags} == flags
+    if not flags["use_reid"]:
+        assert summary["path_counts"]["reid"] == 0
+    if not flags["use_flow"]:
+        assert summary["path_counts"]["flow"] == 0 and summary["inference"]["flow"]["backend"] == "zero"
+    assert 0.0 <= summary["metrics"]["J&F-Mean"] <= 1.0
+
+
+def test_model_sources(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
+    """``model_overrides`` updates the checkpoint's build kwargs; ``random_init`` needs no checkpoint."""
+    small = "media.enabled=false", "max_sequences=1", "score=false"
+    cfg = compose_eval(tmp_path / "a", data_root, ckpt, "model_overrides={box_detections_per_img:3}", *small)
+    assert run_evaluation(cfg)["num_frames"] == 5
+    assert evaluation.load_model(ckpt, model_overrides={"box_detections_per_img": 3}).detector.roi_heads \
+        .detections_per_img == 3
+    tiny = "{" + ",".join(f"{k}:{'null' if v is None else v}" for k, v in TINY_MODEL.items()) + "}"
+    cfg = compose_eval(tmp_path / "b", data_root, "null", "random_init=true", f"model_config={tiny}", *small)
+    summary = run_evaluation(cfg)
+    assert summary["num_frames"] == 5 and summary["metrics"] == {}
+
+
+def test_zero_flow_leaves_masks_unwarped() -> None:
+    assert isinstance(make_flow({"backend": "zero", "preset": "ultrafast"}), ZeroFlow)
+    frame = np.zeros((6, 7, 3), np.uint8)
+    flow = make_flow("zero")(frame, frame)
+    assert flow.shape == (6, 7, 2) and flow.dtype == np.float32 and not flow.any()
+    masks = (np.random.default_rng(0).random((2, 6, 7)) > 0.5).astype(np.float32)
+    np.testing.assert_allclose(warp(masks, flow), masks)
+    make_flow({"backend": "farneback", "preset": "ultrafast", "scale": 0.5})  # DIS-only keys are dropped
+    with pytest.raises(ValueError, match="rho_typo"):
+        cascade_config({"rho_typo": 1.0})
+
+
+def test_inference_sweep_in_process_and_summary(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
+    sweep = tmp_path / "multirun"
+    for job, rho in enumerate((0.2, 0.4)):
+        cfg = compose_eval(sweep / str(job), data_root, ckpt, f"inference.rho_iou={rho}", "max_sequences=2",
+                           "media.enabled=false")
+        run_evaluation(cfg)
+    table = summarize_sweep(sweep, "inference.rho_iou")
+    assert list(table["inference.rho_iou"]) == [0.2, 0.4]
+    assert list(table["Methods"]) == ["OVS-Net (ρ_iou = 0.2)", "OVS-Net (ρ_iou = 0.4)"]
+    assert table[["J-Mean", "F-Mean", "J&F-Mean"]].notna().all().all()
+    md = (sweep / "sweep_inference.rho_iou.md").read_text()
+    assert "| Methods | J-Mean | F-Mean | J&F-Mean |" in md and "**" in md
+    assert len(pd.read_csv(sweep / "sweep_inference.rho_iou.csv")) == 2
+    assert (sweep / "sweep_inference.rho_iou.png").stat().st_size > 0
+
+
+def test_swept_keys_and_summary_errors(tmp_path: Path) -> None:
+    keys = swept_keys(["inference.rho_reid=2.1,2.2", "data=davis17", "inference=no_reid,base", "seed=1"])
+    assert keys == ["inference.rho_reid", "inference"]
+    with pytest.raises(FileNotFoundError, match="no summary.json"):
+        summarize_sweep(tmp_path)
+    assert evaluation.main(["summarize", str(tmp_path), "--key", "inference.rho_iou"]) == 2
+
+
+def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
+    """``python evaluate.py -m inference.rho_reid=2.2,2.4``: one checkpoint, two jobs, then the Hydra
+    callback's table and plot; ``python -m ovsnet.evaluation summarize`` reproduces the table."""
+    sweep = tmp_path / "multirun"
+    overrides = [o for o in _overrides(tmp_path / "unused", data_root, ckpt)
+                 if not o.startswith(("paths.output_dir", "hydra.run.dir"))]
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PROJECT_ROOT": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "-m", *overrides, f"hydra.sweep.dir={sweep}",
+         "inference.rho_reid=2.2,2.4", "max_sequences=1", "media.enabled=false"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for job in ("0", "1"):
+        summary = json.loads((sweep / job / SUMMARY_FILE).read_text())
+        assert summary["num_sequences"] == 1 and (sweep / job / "results" / "val").is_dir()
+        assert any(o.startswith("inference.rho_reid=") for o in summary["overrides"])
+    assert "reusing the loaded model" in (sweep / "1" / "evaluate.log").read_text()  # one checkpoint load
+    table = pd.read_csv(sweep / "sweep_inference.rho_reid.csv")
+    assert list(table["inference.rho_reid"]) == [2.2, 2.4]
+    assert (sweep / "sweep_inference.rho_reid.md").is_file()
+    assert (sweep / "sweep_inference.rho_reid.png").is_file()
+    assert evaluation.main(["summarize", str(sweep), "--out", str(tmp_path / "again")]) == 0  # key detected
+    assert (tmp_path / "again" / "sweep_inference.rho_reid.md").read_text() == \
+        (sweep / "sweep_inference.rho_reid.md").read_text()
+
+
+def test_missing_checkpoint_and_data_root_are_named(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
+    missing = tmp_path / "nope.ckpt"
+    with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*nope\.ckpt"):
+        run_evaluation(compose_eval(tmp_path, data_root, missing))
+    with pytest.raises(ValueError, match="ckpt_path is required"):
+        run_evaluation(compose_eval(tmp_path, data_root, "null"))
+    with pytest.raises(DataError, match=r"data\.root=.*no_such_dir"):
+        run_evaluation(compose_eval(tmp_path, tmp_path / "no_such_dir", ckpt, "data.generate_synthetic=null"))
+    with pytest.raises(DataError, match="segtrack_missing"):
+        run_evaluation(compose_eval(tmp_path, data_root, ckpt, f"data.eval_root={tmp_path}/segtrack_missing",
+                                    data="segtrackv2"))
+
+
+def test_video_task(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
+    """``task=video``: a frame folder and its first mask through ``video_cli.segment_video``."""
+    from evaluate import evaluate
+
+    seq = load_davis(data_root, 2017, "val")[0]
+    cfg = compose_eval(tmp_path, data_root, ckpt, "task=video", f"video={seq.frame_paths[0].parent}",
+                       f"first_mask={seq.annotation_paths[0]}", "overlay=false")
+    summary = evaluate(cfg)
+    assert summary["num_frames"] == 5 and summary["task"] == "video"
+    assert len(list((tmp_path / "video").rglob("*.png"))) >= 5

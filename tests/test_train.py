@@ -1,0 +1,237 @@
+"""train.py and the configs: every config composes, each stage fits, resume after a kill, DDP, multirun, W&B."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+
+from ovsnet.training import train
+from tests.conftest import CONF_DIR, ROOT, tiny_overrides
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+GROUP_OPTIONS = {group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+                 for group in ("data", "trainer", "logger", "callbacks", "debug", "hparams_search")}
+
+
+def _compose_plain(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train.yaml", overrides=list(overrides), return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def test_every_config_option_composes() -> None:
+    """No experiment, model or group option may silently break (composition and interpolation)."""
+    for experiment in EXPERIMENTS:
+        for model in MODELS:
+            cfg = _compose_plain(f"experiment={experiment}", f"model={model}")
+            assert cfg.model._target_ == "ovsnet.lightning.module.OVSNetModule"
+            assert cfg.model.model_config.backbone in ("resnet50", "resnet18", "mobilenet_v3_large")
+    for group, options in GROUP_OPTIONS.items():
+        assert options, f"conf/{group} is empty"
+        for option in options:
+            _compose_plain(f"{group}={option}")
+
+
+def test_paper_recipe_values() -> None:
+    cfg = _compose_plain("experiment=paper")
+    assert cfg.model.model_config.backbone == "resnet50" and cfg.model.lambda_refine == 1.3
+    assert cfg.model.optimizer.lr == 0.04 and cfg.model.optimizer.momentum == 0.9
+    assert cfg.model.optimizer.weight_decay == 1e-4 and cfg.model.scheduler.gamma == 0.1
+    assert cfg.model.model_config.box_score_thresh == 0.05 and cfg.model.model_config.box_nms_thresh == 0.6
+    assert cfg.data.frames_per_video * cfg.data.videos_per_batch == 32
+    assert cfg.data.per_dataset_finetune and cfg.data.lucid_samples_per_frame > 0
+    assert cfg.trainer.max_epochs == 3 and cfg.model.init_checkpoint.endswith("davis_init/last.ckpt")
+
+
+def test_unknown_key_fails_with_hydras_message() -> None:
+    with pytest.raises(ConfigCompositionException, match="bogus"):
+        _compose_plain("model.model_config.bogus=1")
+    with pytest.raises(ConfigCompositionException):
+        _compose_plain("experiment=no_such_experiment")
+
+
+def _ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.slow
+def test_paper_stages_fit_and_chain_by_checkpoint(compose_train, tmp_path: Path) -> None:
+    """coco_pretrain -> davis_init -> davis_full -> paper, each 2 steps, each starting from the previous one."""
+    from tests.test_coco import make_coco
+
+    train_json, _ = make_coco(tmp_path / "coco")
+    coco = [f"data.image_dir={tmp_path}/coco/images", f"data.ann_file={train_json}", "data.val_ann_file=null",
+            "data.val_image_dir=null", "data.min_sizes=[64,80]", "data.max_size=96", "data.batch_size=2",
+            "data.num_workers=0", "data.persistent_workers=false", "model.model_config.min_size=64",
+            "model.model_config.max_size=96", "trainer.limit_val_batches=0"]
+    metrics = train(compose_train("experiment=coco_pretrain", *coco))
+    assert "train/loss" in metrics and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    previous = _ckpt(tmp_path / "checkpoints/coco_pretrain/last.ckpt")
+    assert previous["global_step"] == 2
+    assert previous["state_dict"]["model.detector.roi_heads.box_predictor.cls_score.weight"].shape[0] == 81
+
+    for stage in ("davis_init", "davis_full", "paper"):
+        cfg = compose_train(f"experiment={stage}", "data.lucid_samples_per_frame=1", "data.val_split=val")
+        metrics = train(cfg)
+        assert "train/loss" in metrics and "val/loss" in metrics
+        ckpt = _ckpt(tmp_path / f"checkpoints/{stage}/last.ckpt")
+        state = ckpt["state_dict"]
+        assert state["model.detector.roi_heads.box_predictor.cls_score.weight"].shape[0] == 2
+        assert any(k.startswith("model.reid_head.") for k in state) == (stage != "davis_init")
+        assert any(k.startswith("model.mga.") for k in state) == (stage != "davis_init")
+        assert ckpt["hyper_parameters"]["model_config"]["backbone"] == "resnet18"
+
+
+@pytest.mark.slow
+def test_demo_experiment_fits_and_logs_every_term(compose_train, tmp_path: Path) -> None:
+    metrics = train(compose_train("experiment=demo"))
+    for term in ("mask", "loc", "cls", "reid", "refine"):
+        assert f"train/loss_{term}_epoch" in metrics or f"train/loss_{term}" in metrics
+    csv_files = list((tmp_path / "out").rglob("metrics.csv"))
+    assert csv_files, "the CSV logger must always write metrics"
+    header = csv_files[0].read_text().splitlines()[0]
+    assert "train/loss_step" in header and "lr/main" in header or "lr-SGD" in header or "lr/warmup" in header
+    assert (tmp_path / "out/checkpoints/last.ckpt").is_file()
+
+
+def test_resume_restores_model_optimizer_scheduler_and_step(compose_train, tmp_path: Path) -> None:
+    """Two epochs in one go vs one epoch + resume from last.ckpt: same step, epoch, lr; weights pick up exactly."""
+    common = ["trainer.max_steps=-1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
+              "model.scheduler.step_size=1"]
+    train(compose_train(*common, "trainer.max_epochs=1"))
+    last = tmp_path / "out/checkpoints/last.ckpt"
+    first = _ckpt(last)
+    assert first["global_step"] == 2
+
+    seen: dict = {}
+
+    import pytorch_lightning as pl
+
+    class Capture(pl.Callback):
+        def on_train_start(self, trainer, pl_module) -> None:
+            seen["step"] = trainer.global_step
+            seen["state"] = {k: v.clone() for k, v in pl_module.state_dict().items()}
+            seen["momentum"] = {k: v["momentum_buffer"].clone() for k, v in
+                                trainer.optimizers[0].state_dict()["state"].items()}
+            seen["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+
+    cfg = compose_train(*common, "trainer.max_epochs=2", f"ckpt_path={last}")
+    import hydra
+
+    from ovsnet.training import instantiate_group as _instantiate_group  # what train() uses
+
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[*_instantiate_group(cfg.callbacks), Capture()],
+                                      logger=_instantiate_group(cfg.logger))
+    module = hydra.utils.instantiate(cfg.model, _convert_="all")
+    trainer.fit(module, datamodule=hydra.utils.instantiate(cfg.data, _convert_="all"), ckpt_path=str(last))
+    assert seen["step"] == 2
+    for key, value in first["state_dict"].items():
+        assert torch.equal(seen["state"][key], value), key
+    saved = first["optimizer_states"][0]["state"]
+    assert set(saved) == set(seen["momentum"])
+    assert all(torch.equal(saved[k]["momentum_buffer"], seen["momentum"][k]) for k in saved)
+    assert seen["lr"] == pytest.approx(first["optimizer_states"][0]["param_groups"][0]["lr"])
+    assert trainer.global_step == 4 and trainer.current_epoch == 2
+    # StepLR(step_size=1, gamma=0.1) stepped once per finished epoch, warm-up (1 step) long over
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01 * 0.1 ** 2)
+
+
+def _train_cmd(tmp_path: Path, data_root: Path, *overrides: str) -> list[str]:
+    return [sys.executable, str(ROOT / "train.py"), *tiny_overrides(tmp_path, data_root), *overrides]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}", WANDB_MODE="offline",
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_ckpt(tmp_path: Path, synthetic_root: Path) -> None:
+    common = ["trainer.max_steps=-1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0"]
+    last = tmp_path / "out/checkpoints/last.ckpt"
+    proc = subprocess.Popen(_train_cmd(tmp_path, synthetic_root, *common, "trainer.max_epochs=1000"),
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    try:
+        while not last.is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert last.is_file(), f"no checkpoint before the kill: {proc.stderr.read().decode()[-2000:]}"
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGKILL)  # a hard kill: no teardown, no final checkpoint
+    finally:
+        proc.wait(timeout=60)
+    killed_at = _ckpt(last)
+    done_epochs = killed_at["global_step"] // 2  # 2 batches per epoch; the checkpoint is saved per epoch
+    assert done_epochs >= 1
+    result = subprocess.run(_train_cmd(tmp_path, synthetic_root, *common, f"trainer.max_epochs={done_epochs + 2}",
+                                       f"ckpt_path={last}"), env=_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = _ckpt(last)
+    assert resumed["global_step"] == killed_at["global_step"] + 2 * 2  # exactly the two missing epochs
+
+
+@pytest.mark.slow
+def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path, synthetic_root: Path) -> None:
+    dump = tmp_path / "weights"
+    result = subprocess.run(
+        _train_cmd(tmp_path, synthetic_root, "trainer=ddp_sim", "trainer.limit_val_batches=0",
+                   "model.model_config.norm=syncbn",
+                   f"+callbacks.dump={{_target_: rank_weights.DumpWeights, out: '{dump}'}}"),
+        env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [torch.load(dump / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert all(r["world_size"] == 2 and r["step"] == 2 for r in ranks)
+    first, second = ranks[0]["state"], ranks[1]["state"]
+    assert set(first) == set(second)
+    differs = [k for k in first if first[k].is_floating_point() and not torch.allclose(first[k], second[k])]
+    assert not differs, f"ranks diverged on {differs[:5]}"
+
+
+@pytest.mark.slow
+def test_two_value_multirun(tmp_path: Path, synthetic_root: Path) -> None:
+    result = subprocess.run(_train_cmd(tmp_path, synthetic_root, "-m", "model.lambda_refine=1.0,1.3",
+                                       "trainer.limit_val_batches=1"),
+                            env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p for p in (tmp_path / "multirun").iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in runs] == ["0", "1"]
+    lambdas = []
+    for run in runs:
+        overrides = (run / ".hydra/overrides.yaml").read_text()
+        lambdas.append(1.0 if "model.lambda_refine=1.0" in overrides else 1.3)
+        ckpt = _ckpt(run / "checkpoints/last.ckpt")
+        assert ckpt["hyper_parameters"]["lambda_refine"] == lambdas[-1]
+    assert lambdas == [1.0, 1.3]
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_folder_holds_the_metrics(tmp_path: Path, synthetic_root: Path) -> None:
+    result = subprocess.run(_train_cmd(tmp_path, synthetic_root, "logger=many"), env=_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "out/wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "W&B must run offline (syncable later) when no API key is set"
+    assert list(runs[0].glob("run-*.wandb")), "the offline run log is missing"
+    summary = json.loads((runs[0] / "files/wandb-summary.json").read_text())
+    assert "train/loss_step" in summary or "train/loss_epoch" in summary
+    assert any(k.startswith("grad_norm/") for k in summary), "gradient norms must be logged"
+    config = (runs[0] / "files/config.yaml").read_text()
+    assert "model_config" in config and "lambda_refine" in config
+    assert list((tmp_path / "out/csv").rglob("metrics.csv")), "CSV is always written too"

@@ -1,0 +1,169 @@
+"""ovsnet-video: a tiny checkpoint on a short mp4 end to end, image folders, and every bad-input message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_segmenter import FakeModel
+
+from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
+from ovsnet.data.video import VideoWriter, iter_video_frames
+from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.video_cli import main, segment_video
+from ovsnet.models.ovsnet import build_ovsnet
+
+H, W, N, SIDE = 64, 80, 5, 20
+TINY = {"backbone": "resnet18", "norm": "bn", "weights": None, "min_size": 64, "max_size": 96,
+        "mga_channels": 16, "reid_hidden_dim": 32, "box_detections_per_img": 10, "rpn_pre_nms_top_n_test": 100,
+        "rpn_post_nms_top_n_test": 30}
+SUMMARY_KEYS = {"video", "frames", "seconds", "fps", "path_counts", "timings", "timings_ms_per_frame", "device",
+                "flow", "autocast", "cascade", "masks_dir", "overlay", "overlay_fps"}
+
+
+def _frames(n: int = N) -> list[np.ndarray]:
+    """A bright red square moving right over a dark textured background."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
+    frames = []
+    for t in range(n):
+        frame = background.copy()
+        frame[20:20 + SIDE, 10 + 4 * t:10 + 4 * t + SIDE] = (230, 30, 30)
+        frames.append(frame)
+    return frames
+
+
+def _first_mask(path: Path, shape: tuple[int, int] = (H, W), empty: bool = False) -> Path:
+    mask = np.zeros(shape, np.uint8)
+    if not empty:
+        mask[20:20 + SIDE, 10:10 + SIDE] = 1
+    write_label_map(path, mask)
+    return path
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("video_cli")
+    torch.manual_seed(0)
+    model = build_ovsnet(**TINY)
+    ckpt = root / "tiny.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                "hyper_parameters": {"model_config": TINY}}, ckpt)
+    other = root / "other.ckpt"  # another architecture: keys that are not OVS-Net's
+    torch.save({"state_dict": {"model.encoder.weight": torch.zeros(3, 3)},
+                "hyper_parameters": {"model_config": TINY}}, other)
+    video = root / "square.mp4"
+    with VideoWriter(video, fps=10) as writer:
+        for frame in _frames():
+            writer.write(frame)
+    return {"ckpt": ckpt, "other": other, "video": video, "mask": _first_mask(root / "mask.png"), "root": root}
+
+
+def _args(assets: dict[str, Path], out: Path, **overrides: object) -> list[str]:
+    values = {"--video": assets["video"], "--first-mask": assets["mask"], "--ckpt": assets["ckpt"], "--out": out,
+              **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
+    return [str(a) for kv in values.items() for a in kv] + ["--device", "cpu"]
+
+
+def test_main_segments_an_mp4(assets: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(_args(assets, out, rho_iou=0.4, fps=7)) == 0
+    masks = sorted((out / "masks").glob("*.png"))
+    assert [p.name for p in masks] == [f"{t:05d}.png" for t in range(N)]
+    assert all(read_label_map(p).shape == (H, W) for p in masks)
+    np.testing.assert_array_equal(read_label_map(masks[0]), read_label_map(assets["mask"]))
+    overlay = list(iter_video_frames(out / "overlay.mp4"))
+    assert len(overlay) == N and overlay[0].shape == (H, W, 3)
+    with Image.open(out / "path_timeline.png") as image:
+        assert image.format == "PNG"
+    summary = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["frames"] == N and summary["fps"] > 0 and summary["overlay_fps"] == 7
+    assert summary["cascade"]["rho_iou"] == 0.4 and summary["cascade"]["rho_reid"] == 2.3
+    assert sum(summary["path_counts"].values()) == N - 1  # one object, one decision per later frame
+    assert set(summary["timings"]) == {"detect", "flow", "cascade", "mga", "merge"}
+    hidden = [p.name for p in out.rglob(".*") if p.name != ".done"]
+    assert hidden == []  # no temporary files left behind
+
+
+def test_segment_video_on_an_image_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    for t, frame in enumerate(_frames()):
+        write_frame(folder / f"img_{t * 10:03d}.jpg", frame)
+    out = tmp_path / "out"
+    (out / "masks").mkdir(parents=True)
+    (out / "masks" / "stale.png").write_bytes(b"old run")
+    mask = read_label_map(_first_mask(tmp_path / "mask.png"))
+    result = segment_video(FakeModel(), folder, mask, out, flow="farneback", overlay=False,
+                           cascade_config=CascadeConfig(), progress=False)
+    assert result.num_frames == N and result.name == "frames"
+    assert sorted(p.name for p in (out / "masks").glob("*.png")) == [f"img_{t * 10:03d}.png" for t in range(N)]
+    assert set(np.unique(read_label_map(out / "masks" / "img_040.png"))) == {0, 1}
+    assert not (out / "overlay.mp4").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overlay"] is None and summary["flow"] == "farneback"
+
+
+def test_crash_mid_video_keeps_written_masks(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    frames = _frames()
+    frames[3] = np.zeros((H + 8, W, 3), np.uint8)  # the size changes mid-video
+    for t, frame in enumerate(frames):
+        write_frame(folder / f"{t:05d}.png", frame)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"frame 3 \(00003.png\) has size \(72, 80\)"):
+        segment_video(FakeModel(), folder, _first_mask(tmp_path / "mask.png"), out, progress=False)
+    assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["masks"]  # no overlay, not even a partial one
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], code: int) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == code
+    return capsys.readouterr().err
+
+
+def test_bad_masks(assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = _first_mask(tmp_path / "small.png", shape=(H // 2, W // 2))
+    err = _fails(_args(assets, tmp_path / "a", first_mask=small), capsys, 1)
+    assert f"first-frame mask {small} is 40x32 (WxH)" in err and "are 80x64" in err
+    empty = _first_mask(tmp_path / "empty.png", empty=True)
+    err = _fails(_args(assets, tmp_path / "b", first_mask=empty), capsys, 1)
+    assert f"first-frame mask {empty} is empty" in err
+    err = _fails(_args(assets, tmp_path / "c", first_mask=tmp_path / "missing.png"), capsys, 2)
+    assert "--first-mask" in err and "missing.png" in err
+
+
+def test_bad_videos(assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    err = _fails(_args(assets, tmp_path / "a", video=empty), capsys, 1)
+    assert str(empty) in err and "empty" in err
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"this is not a video" * 50)
+    err = _fails(_args(assets, tmp_path / "b", video=garbage), capsys, 1)
+    assert f"unreadable video file {garbage}" in err
+    no_frames = tmp_path / "no_frames"
+    no_frames.mkdir()
+    err = _fails(_args(assets, tmp_path / "c", video=no_frames), capsys, 1)
+    assert "holds no frames" in err
+    err = _fails(_args(assets, tmp_path / "d", video=tmp_path / "nope.mp4"), capsys, 2)
+    assert "--video" in err and "nope.mp4" in err
+
+
+def test_bad_checkpoints(assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _fails(_args(assets, tmp_path / "a", ckpt=assets["other"]), capsys, 2)
+    assert f"--ckpt {assets['other']}" in err and "does not match this architecture" in err
+    no_config = tmp_path / "no_config.ckpt"
+    torch.save({"state_dict": {"model.encoder.weight": torch.zeros(1)}}, no_config)
+    err = _fails(_args(assets, tmp_path / "b", ckpt=no_config), capsys, 2)
+    assert "stores no model_config" in err
+    err = _fails(_args(assets, tmp_path / "c", ckpt=tmp_path / "missing.ckpt"), capsys, 2)
+    assert "--ckpt" in err and "no such file" in err
+    err = _fails(_args(assets, tmp_path / "d", fps=0), capsys, 2)
+    assert "--fps must be positive" in err
