@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--objects", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="cv2.setNumThreads (1 = one worker, one core)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--json", "--out", dest="json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
     result = run(height, width, args.samples, args.objects, args.threads, args.seed)

@@ -51,9 +51,12 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(generate_dataset(root, **TINY_SYNTHETIC))
 
 
-def tiny_overrides(tmp_path: Path, data_root: Path) -> list[str]:
-    """Overrides that shrink any composed training config to a seconds-long CPU run inside ``tmp_path``."""
-    return [
+def tiny_overrides(tmp_path: Path, data_root: Path | None) -> list[str]:
+    """Overrides that shrink any composed training config to a seconds-long CPU run inside ``tmp_path``.
+
+    ``data_root=None`` leaves the data group alone (a non-DAVIS data config, e.g. COCO).
+    """
+    common = [
         f"paths.root_dir={tmp_path}",
         f"paths.data_dir={tmp_path}/data",
         f"paths.log_dir={tmp_path}/logs",
@@ -73,6 +76,12 @@ def tiny_overrides(tmp_path: Path, data_root: Path) -> list[str]:
         "trainer.enable_progress_bar=false",
         "~callbacks.rich_progress_bar",
         "logger=csv",
+        "print_config=false",
+        "seed=0",
+    ]
+    if data_root is None:
+        return common
+    return common + [
         f"data.root={data_root}",
         "data.image_size=80",
         "data.num_workers=0",
@@ -80,8 +89,6 @@ def tiny_overrides(tmp_path: Path, data_root: Path) -> list[str]:
         "data.val_frame_stride=3",
         "data.frames_per_video=2",
         "data.videos_per_batch=2",
-        "print_config=false",
-        "seed=0",
     ]
 
 
@@ -89,9 +96,9 @@ def tiny_overrides(tmp_path: Path, data_root: Path) -> list[str]:
 def compose_train(tmp_path: Path, synthetic_root: Path) -> Callable[..., DictConfig]:
     """``compose_train(*overrides)``: the real ``train.yaml`` composed with the tiny overrides, then ``overrides``."""
 
-    def _compose(*overrides: str, tiny: bool = True) -> DictConfig:
+    def _compose(*overrides: str, davis_data: bool = True) -> DictConfig:
         GlobalHydra.instance().clear()
-        base = tiny_overrides(tmp_path, synthetic_root) if tiny else []
+        base = tiny_overrides(tmp_path, synthetic_root if davis_data else None)
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("train.yaml", overrides=[*base, *overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # resolves ${hydra:...} as in a real run

@@ -73,19 +73,22 @@ def test_paper_stages_fit_and_chain_by_checkpoint(compose_train, tmp_path: Path)
     """coco_pretrain -> davis_init -> davis_full -> paper, each 2 steps, each starting from the previous one."""
     from tests.test_coco import make_coco
 
-    train_json, _ = make_coco(tmp_path / "coco")
+    _, train_json = make_coco(tmp_path / "coco")
     coco = [f"data.image_dir={tmp_path}/coco/images", f"data.ann_file={train_json}", "data.val_ann_file=null",
             "data.val_image_dir=null", "data.min_sizes=[64,80]", "data.max_size=96", "data.batch_size=2",
             "data.num_workers=0", "data.persistent_workers=false", "model.model_config.min_size=64",
             "model.model_config.max_size=96", "trainer.limit_val_batches=0"]
-    metrics = train(compose_train("experiment=coco_pretrain", *coco))
-    assert "train/loss" in metrics and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    metrics = train(compose_train("experiment=coco_pretrain", *coco, davis_data=False))
+    assert "train/loss" in metrics
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values() if isinstance(v, float))
+    assert metrics["ckpt_last"].endswith("last.ckpt")
     previous = _ckpt(tmp_path / "checkpoints/coco_pretrain/last.ckpt")
     assert previous["global_step"] == 2
     assert previous["state_dict"]["model.detector.roi_heads.box_predictor.cls_score.weight"].shape[0] == 81
 
     for stage in ("davis_init", "davis_full", "paper"):
-        cfg = compose_train(f"experiment={stage}", "data.lucid_samples_per_frame=1", "data.val_split=val")
+        cfg = compose_train(f"experiment={stage}", "data.lucid_samples_per_frame=1", "data.val_split=val",
+                            "trainer.limit_train_batches=2")
         metrics = train(cfg)
         assert "train/loss" in metrics and "val/loss" in metrics
         ckpt = _ckpt(tmp_path / f"checkpoints/{stage}/last.ckpt")
@@ -163,7 +166,8 @@ def _env() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_last_ckpt(tmp_path: Path, synthetic_root: Path) -> None:
-    common = ["trainer.max_steps=-1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0"]
+    common = ["trainer.max_steps=-1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
+              "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.save_on_train_epoch_end=true"]
     last = tmp_path / "out/checkpoints/last.ckpt"
     proc = subprocess.Popen(_train_cmd(tmp_path, synthetic_root, *common, "trainer.max_epochs=1000"),
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
