@@ -85,8 +85,8 @@ def mga_preset_cost(image: torch.Tensor, repeats: int, warmup: int) -> dict:
                              mga_preset=preset).eval()
         with torch.inference_mode():
             features, boxes, probs = _object_boxes(model, image, 4)
-            per4 = _timed(lambda m=model: m.refine(features, boxes, probs), repeats, warmup)
-            per1 = _timed(lambda m=model: m.refine(features, boxes[:1], probs[:1]), repeats, warmup)
+            per4 = _timed(lambda m=model, f=features, b=boxes, p=probs: m.refine(f, b, p), repeats, warmup)
+            per1 = _timed(lambda m=model, f=features, b=boxes[:1], p=probs[:1]: m.refine(f, b, p), repeats, warmup)
         params = sum(p.numel() for p in model.mga.parameters())
         out[preset] = {"one_object_s": per1, "four_objects_s": per4, "per_object_s": per4 / 4, "params": params}
     return out

@@ -71,6 +71,7 @@ def tiny_overrides(tmp_path: Path, data_root: Path | None) -> list[str]:
         "trainer=cpu",
         "trainer.max_epochs=1",
         "trainer.max_steps=2",
+        "trainer.limit_train_batches=2",  # epochs end with the steps, so validation runs (Lightning skips it mid-epoch)
         "trainer.limit_val_batches=1",
         "trainer.log_every_n_steps=1",
         "trainer.enable_progress_bar=false",

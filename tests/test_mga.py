@@ -3,8 +3,17 @@
 import pytest
 import torch
 
-from ovsnet.models.mga import (MGA_PRESETS, AdvancedASPP, MaskGuidedAttention, box_attention, crop_attention,
-                               crop_mask_targets, enlarge_boxes, paste_probs, refine_loss)
+from ovsnet.models.mga import (
+    MGA_PRESETS,
+    AdvancedASPP,
+    MaskGuidedAttention,
+    box_attention,
+    crop_attention,
+    crop_mask_targets,
+    enlarge_boxes,
+    paste_probs,
+    refine_loss,
+)
 
 
 def test_enlarge_by_20_percent_about_centre() -> None:
