@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -237,10 +236,10 @@ def test_wandb_offline_run_folder_holds_the_metrics(tmp_path: Path, synthetic_ro
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "out/wandb").glob("offline-run-*"))
     assert len(runs) == 1, "W&B must run offline (syncable later) when no API key is set"
-    assert list(runs[0].glob("run-*.wandb")), "the offline run log is missing"
-    summary = json.loads((runs[0] / "files/wandb-summary.json").read_text())
-    assert "train/loss_step" in summary or "train/loss_epoch" in summary
-    assert any(k.startswith("grad_norm/") for k in summary), "gradient norms must be logged"
-    config = (runs[0] / "files/config.yaml").read_text()
-    assert "model_config" in config and "lambda_refine" in config
+    logs = list(runs[0].glob("run-*.wandb"))
+    assert logs, "the offline run log (what `wandb sync` uploads) is missing"
+    record = logs[0].read_bytes()  # protobuf records: history keys and the config are stored as strings
+    assert b"train/loss_step" in record, "losses must be logged"
+    assert b"grad_norm/total" in record, "gradient norms must be logged"
+    assert b"model_config" in record and b"lambda_refine" in record, "the config must be logged"
     assert list((tmp_path / "out/csv").rglob("metrics.csv")), "CSV is always written too"
