@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # torch/torchvision come from this machine's disk through pip (see README "Installation").
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-fast demo bench lint format clean
+.PHONY: install test test-fast demo bench ablation lint format clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# the paper's Tables 3-6 on synthetic videos -> docs/ablations.md + docs/ablations.png (resumable)
+ablation: install
+	$(BIN)/python bench/ablation.py
 
 lint: install
 	$(BIN)/ruff check src tests bench train.py evaluate.py

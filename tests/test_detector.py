@@ -136,3 +136,24 @@ def test_checkpoint_errors_name_the_file_or_key(tmp_path: Path, coco_like_file: 
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(DataError, match="list.pth"):
         load_detector_checkpoint(model, tmp_path / "list.pth")
+
+
+def test_narrow_roi_heads_keep_torchvision_key_names(coco_like_file) -> None:
+    """Narrow heads (CPU models) build, detect and train; their keys are torchvision's, their shapes smaller."""
+    default = build_maskrcnn("resnet18", **TINY)
+    narrow = build_maskrcnn("resnet18", **TINY, mask_head_layers=[64, 64], box_head_dim=256)
+    assert set(narrow.state_dict()) <= set(default.state_dict())
+    assert narrow.roi_heads.box_head.fc7.out_features == 256
+    assert narrow.roi_heads.mask_predictor.mask_fcn_logits.in_channels == 64
+    assert sum(p.numel() for p in narrow.parameters()) < 0.7 * sum(p.numel() for p in default.parameters())
+    narrow.train()
+    target = {"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([1]),
+              "masks": torch.zeros(1, 64, 80, dtype=torch.uint8)}
+    target["masks"][0, 8:40, 8:40] = 1
+    losses = narrow([torch.rand(3, 64, 80)], [target])
+    assert torch.isfinite(sum(losses.values()))
+    path, _ = coco_like_file  # torchvision-width weights cannot fill narrow heads: the error names the key
+    with pytest.raises(DataError, match="box_head"):
+        build_maskrcnn("resnet18", num_classes=91, checkpoint=path, **TINY, box_head_dim=256)
+    with pytest.raises(ValueError, match="mask_head_layers"):
+        build_maskrcnn("resnet18", **TINY, mask_head_layers=[])

@@ -14,35 +14,20 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from ovsnet.training import CONF_DIR, finish_wandb
+from ovsnet.training import CONF_DIR, compose_config, finish_wandb
 
 __all__ = ["main", "run_demo"]
 
 log = logging.getLogger(__name__)
 console = Console()
-
-
-def _compose(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose a real entrypoint config as ``python train.py``/``evaluate.py`` would (outside ``@hydra.main``)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 def _paths(out: Path, stage: str) -> list[str]:
@@ -55,8 +40,10 @@ def train_stage(out: Path, minutes: float, extra: list[str]) -> Path:
     from ovsnet.training import train
 
     budget = time.strftime("%H:%M:%S", time.gmtime(max(minutes, 0.1) * 60))
-    cfg = _compose("train.yaml", ["experiment=demo", *_paths(out, "train"), f"trainer.max_time=00:{budget}",
-                                  "print_config=false", *extra])
+    # the rich bar draws on a terminal only; a log file or CI gets tqdm's plain-text bar
+    bar = [] if sys.stdout.isatty() else ["callbacks=[model_checkpoint,lr_monitor,tqdm_progress_bar]"]
+    cfg = compose_config("train.yaml", ["experiment=demo", *_paths(out, "train"), f"trainer.max_time=00:{budget}",
+                                        "print_config=false", *bar, *extra])
     try:
         metrics = train(cfg)
     finally:
@@ -71,7 +58,7 @@ def evaluate_stage(out: Path, ckpt: Path, extra: list[str]) -> dict:
     """Segment and score the synthetic validation videos with the trained checkpoint."""
     from ovsnet.evaluation import run_evaluation
 
-    cfg = _compose("evaluate.yaml", ["data=synthetic", *_paths(out, "evaluate"), f"ckpt_path={ckpt}", "device=cpu",
+    cfg = compose_config("evaluate.yaml", ["data=synthetic", *_paths(out, "evaluate"), f"ckpt_path={ckpt}", "device=cpu",
                                      "logger=csv", f"data.root={out}/data/synthetic_demo", *extra])
     return run_evaluation(cfg, loggers=[])
 
@@ -146,7 +133,7 @@ def run_demo(out: Path, minutes: float, train_overrides: list[str], eval_overrid
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo_output"))
-    parser.add_argument("--minutes", type=float, default=7.0, help="training time budget")
+    parser.add_argument("--minutes", type=float, default=9.0, help="training time budget")
     parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE", help="extra train.yaml overrides")
     parser.add_argument("--eval", nargs="*", default=[], metavar="KEY=VALUE", help="extra evaluate.yaml overrides")
     args = parser.parse_args(argv)

@@ -16,12 +16,33 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-__all__ = ["CONF_DIR", "finish_wandb", "instantiate_group", "print_config", "train", "use_wandb_offline_without_key"]
+__all__ = ["CONF_DIR", "compose_config", "finish_wandb", "instantiate_group", "print_config", "train",
+           "use_wandb_offline_without_key"]
 
 log = logging.getLogger(__name__)
 
 # conf/ of the source checkout (the package is installed editable, as the Makefile does)
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose a real entrypoint config as ``python train.py``/``evaluate.py`` would, outside ``@hydra.main``.
+
+    ``${hydra:...}`` interpolations resolve as in a real run (the Hydra config is registered, then dropped).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    GlobalHydra.instance().clear()
+    return cfg
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

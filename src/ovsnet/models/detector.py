@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
@@ -35,6 +37,9 @@ NORMS = ("auto", "frozen_bn", "bn", "gn", "syncbn")
 CLASS_SPECIFIC = ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred",
                   "roi_heads.mask_predictor.mask_fcn_logits")
 _CKPT_PREFIXES = ("model.detector.", "detector.", "model.")
+# torchvision's head widths (and so its published checkpoints' shapes)
+TORCHVISION_MASK_HEAD = (256, 256, 256, 256)
+TORCHVISION_BOX_HEAD = 1024
 
 
 def _group_norm(num_channels: int, groups: int = 32) -> nn.GroupNorm:
@@ -180,6 +185,19 @@ def load_detector_checkpoint(model: nn.Module, state: dict[str, torch.Tensor] | 
     return report
 
 
+def _roi_heads(channels: int, num_classes: int, mask_layers: tuple[int, ...], box_dim: int) -> dict[str, nn.Module]:
+    """Explicit box/mask heads when their widths differ from torchvision's ({} otherwise: torchvision builds them)."""
+    if mask_layers == TORCHVISION_MASK_HEAD and box_dim == TORCHVISION_BOX_HEAD:
+        return {}
+    if not mask_layers or min(mask_layers) < 1 or box_dim < 1:
+        raise ValueError(f"mask_head_layers must be positive widths and box_head_dim >= 1, "
+                         f"got {list(mask_layers)} and {box_dim}")
+    return {"box_head": TwoMLPHead(channels * 7 * 7, box_dim),
+            "box_predictor": FastRCNNPredictor(box_dim, num_classes),
+            "mask_head": MaskRCNNHeads(channels, mask_layers, 1),
+            "mask_predictor": MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], num_classes)}
+
+
 def build_maskrcnn(backbone: str = "resnet50", num_classes: int = 2, norm: str = "auto",
                    weights: str | None = None, checkpoint: str | os.PathLike | None = None,
                    trainable_layers: int = 3, min_size: int = 800, max_size: int = 1333,
@@ -187,13 +205,18 @@ def build_maskrcnn(backbone: str = "resnet50", num_classes: int = 2, norm: str =
                    box_score_thresh: float = 0.05, box_nms_thresh: float = 0.6, box_detections_per_img: int = 100,
                    rpn_pre_nms_top_n_train: int = 2000, rpn_post_nms_top_n_train: int = 2000,
                    rpn_pre_nms_top_n_test: int = 1000, rpn_post_nms_top_n_test: int = 1000,
-                   box_batch_size_per_image: int = 512, rpn_batch_size_per_image: int = 256) -> MaskRCNN:
+                   box_batch_size_per_image: int = 512, rpn_batch_size_per_image: int = 256,
+                   mask_head_layers: Sequence[int] = TORCHVISION_MASK_HEAD,
+                   box_head_dim: int = TORCHVISION_BOX_HEAD) -> MaskRCNN:
     """A torchvision Mask R-CNN with an FPN backbone, initialised from weight enums or a local checkpoint.
 
     ``weights="coco"`` (resnet50 only) loads torchvision's COCO Mask R-CNN; ``"imagenet"`` the backbone's
     ImageNet weights. ``checkpoint`` (applied last) is a torchvision state dict or an ovsnet/Lightning one.
     ``norm="auto"`` freezes BN when starting from weights and trains BN from scratch: frozen BN with
     identity statistics leaves a random network unnormalised and its gradients explode.
+    ``mask_head_layers`` / ``box_head_dim`` narrow the RoI heads for small CPU models: with torchvision's
+    widths the 4-conv mask head on every positive RoI costs more than a ResNet-18 backbone in training.
+    Other widths than torchvision's cannot load its checkpoints' head weights (a shape error says so).
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
@@ -216,8 +239,10 @@ def build_maskrcnn(backbone: str = "resnet50", num_classes: int = 2, norm: str =
         if len(sizes) != levels:
             raise ValueError(f"anchor_sizes needs {levels} entries (one per FPN level), got {len(sizes)}")
         anchors = AnchorGenerator(tuple((s,) for s in sizes), (tuple(aspect_ratios or (0.5, 1.0, 2.0)),) * levels)
+    heads = _roi_heads(body.out_channels, num_classes, tuple(mask_head_layers), box_head_dim)
     model = MaskRCNN(
-        body, num_classes=num_classes, min_size=min_size, max_size=max_size, rpn_anchor_generator=anchors,
+        body, num_classes=None if heads else num_classes, **heads, min_size=min_size, max_size=max_size,
+        rpn_anchor_generator=anchors,
         box_roi_pool=MultiScaleRoIAlign(names, 7, 2), mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
         box_score_thresh=box_score_thresh, box_nms_thresh=box_nms_thresh,
         box_detections_per_img=box_detections_per_img, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,

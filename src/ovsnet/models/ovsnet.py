@@ -96,7 +96,7 @@ class OVSNet(nn.Module):
 
     def __init__(self, detector: MaskRCNN, reid_head: ReIDHead | None = None,
                  mga: MaskGuidedAttention | None = None, proposals_per_gt: int = 2, reid_min_iou: float = 0.5,
-                 reid_margin: float = 1.0, refine_per_image: int = 4, add_gt_to_reid: bool = True) -> None:
+                 reid_margin: float = 1.0, refine_per_image: int = 2, add_gt_to_reid: bool = True) -> None:
         super().__init__()
         self.detector, self.reid_head, self.mga = detector, reid_head, mga
         self.proposals_per_gt, self.reid_min_iou, self.reid_margin = proposals_per_gt, reid_min_iou, reid_margin
@@ -291,7 +291,7 @@ def _load_heads(model: OVSNet, checkpoint: str | os.PathLike) -> None:
 def build_ovsnet(backbone: str = "resnet50", num_classes: int = 2, reid: bool = True, mga: bool = True,
                  embed_dim: int = 128, reid_hidden_dim: int = 1024, reid_dropout: float = 0.2,
                  mga_preset: str = "fast", mga_channels: int | None = None, proposals_per_gt: int = 2,
-                 reid_min_iou: float = 0.5, reid_margin: float = 1.0, refine_per_image: int = 4,
+                 reid_min_iou: float = 0.5, reid_margin: float = 1.0, refine_per_image: int = 2,
                  checkpoint: str | os.PathLike | None = None, **detector_kwargs: Any) -> OVSNet:
     """OVS-Net from config values (the Hydra target). ``mga_channels`` overrides the preset's widths."""
     detector = build_maskrcnn(backbone=backbone, num_classes=num_classes, checkpoint=checkpoint, **detector_kwargs)

@@ -1,0 +1,356 @@
+"""The paper's ablations (Tables 3-6) reproduced on synthetic videos: ``make ablation``.
+
+One run, resumable (every trained checkpoint and every evaluation is kept under ``--work`` and reused):
+
+1. generate a synthetic DAVIS-layout set whose validation videos have occlusions, exits and re-entries;
+2. train as the paper chains its stages: the ``demo`` experiment without MGA (Mask R-CNN + Re-ID), then one
+   fine-tuning with MGA per λ from that checkpoint (``model.lambda_refine``: Table 4 is training-time),
+   same seed, data and steps for every λ; the λ = 1.3 model (the paper's choice) serves the
+   inference-time tables;
+3. evaluate with the online one-pass segmenter and the official-protocol metrics:
+   Table 3: ρ_reid 2.1-2.5 with MGA off (the paper's Table 3 best row equals Table 4's "without MGA" and
+   Table 6's "+Re-ID") and the "without Re-ID" row (``inference=base``); Table 5: ρ_iou 0.1-0.4 (full model);
+   Table 4: "without MGA" and one row per λ (full model); Table 6: base -> +Re-ID -> +MGA;
+4. write ``docs/ablations.md`` (our J / F / J&F beside the paper's J / F / G, the share of object-frames
+   per cascade path, and which trends agree) and ``docs/ablations.png`` (one figure, four panels).
+
+    python bench/ablation.py                          # full run (about 25 min on 2 CPU cores)
+    python bench/ablation.py --quick                  # tiny data, a few steps: proves the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ovsnet.training import compose_config, finish_wandb
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("ovsnet.ablation")
+
+RHO_REID = (2.1, 2.2, 2.3, 2.4, 2.5)
+RHO_IOU = (0.1, 0.2, 0.3, 0.4)
+LAMBDAS = (1.0, 1.1, 1.2, 1.3, 1.4)
+MAIN_LAMBDA = 1.3
+METRICS = ("J-Mean", "F-Mean", "J&F-Mean")
+
+# The paper's numbers (DAVIS 2017 test-dev, ResNet-50, COCO + DAVIS training): J-mean, F-mean, G-mean.
+PAPER: dict[str, dict[str, tuple[float, float, float]]] = {
+    "table3": {"without Re-ID": (53.1, 56.7, 54.9), "2.1": (56.9, 63.7, 60.3), "2.2": (57.6, 63.2, 60.4),
+               "2.3": (58.3, 63.7, 61.0), "2.4": (57.4, 63.2, 60.3), "2.5": (57.0, 63.0, 60.0)},
+    "table4": {"without MGA": (58.3, 63.7, 61.0), "1.0": (62.1, 66.7, 64.4), "1.1": (63.2, 67.4, 65.3),
+               "1.2": (62.1, 67.6, 64.9), "1.3": (62.5, 68.4, 65.5), "1.4": (62.0, 67.8, 64.9)},
+    "table5": {"0.1": (62.9, 64.8, 63.9), "0.2": (61.3, 67.4, 64.4), "0.3": (62.5, 68.4, 65.5),
+               "0.4": (61.7, 62.9, 62.3)},
+    "table6": {"base": (float("nan"), float("nan"), 54.9), "+ Re-ID": (float("nan"), float("nan"), 61.0),
+               "+ MGA": (float("nan"), float("nan"), 65.5)},
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Sizes of one ablation run."""
+
+    sequences: int
+    frames: int
+    size: tuple[int, int]
+    steps: int  # first stage (Mask R-CNN + Re-ID)
+    finetune_steps: int  # per λ (+ MGA)
+
+
+FULL = Setup(sequences=24, frames=30, size=(128, 160), steps=240, finetune_steps=60)
+QUICK = Setup(sequences=4, frames=12, size=(64, 80), steps=3, finetune_steps=2)
+
+
+# ---------------------------------------------------------------------------------------------- training
+def _paths(work: Path, stage: str) -> list[str]:
+    return [f"paths.root_dir={work}", f"paths.data_dir={work}/data", f"paths.log_dir={work}/logs",
+            f"paths.ckpt_dir={work}/checkpoints", f"paths.output_dir={work}/{stage}"]
+
+
+def _data(work: Path, setup: Setup) -> list[str]:
+    return [f"data.root={work}/data/synthetic_ablation",
+            f"data.generate_synthetic.num_sequences={setup.sequences}",
+            f"data.generate_synthetic.num_frames={setup.frames}",
+            f"data.generate_synthetic.size=[{setup.size[0]},{setup.size[1]}]"]
+
+
+def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Sequence[str]) -> Path:
+    """Train the demo experiment for ``steps`` steps with ``overrides``; reused when already done."""
+    from ovsnet.training import train
+
+    done = work / stage / "done.json"
+    if done.is_file():
+        record = json.loads(done.read_text())
+        ckpt = Path(record["ckpt"])
+        if ckpt.is_file() and record.get("overrides") == list(overrides) and record.get("steps") == steps:
+            log.info("%s: reusing %s", stage, ckpt)
+            return ckpt
+    log.info("%s: training %d steps (%s)", stage, steps, " ".join(overrides))
+    cfg = compose_config("train.yaml", [
+        "experiment=demo", *_paths(work, stage), *_data(work, setup), f"trainer.max_steps={steps}",
+        "trainer.max_time=null", "trainer.max_epochs=100000", "print_config=false", *overrides])
+    start = time.perf_counter()
+    try:
+        metrics = train(cfg)
+    finally:
+        finish_wandb()
+    ckpt = Path(metrics.get("ckpt_last") or "")
+    if not ckpt.is_file():
+        raise RuntimeError(f"{stage} wrote no last checkpoint (metrics: {sorted(metrics)})")
+    done.write_text(json.dumps({"ckpt": str(ckpt), "steps": steps, "overrides": list(overrides),
+                                "seconds": time.perf_counter() - start}))
+    return ckpt
+
+
+def train_models(work: Path, setup: Setup, extra: Sequence[str], lambdas: Sequence[float]) -> dict[float, Path]:
+    """The paper's chain (4.1): Mask R-CNN + Re-ID first, then one fine-tuning with MGA per λ from it.
+
+    MGA's inputs are detached, so λ only scales MGA's own gradients (its effective learning rate; gradient
+    clipping couples it weakly to the rest): sharing the first stage isolates exactly what λ changes.
+    """
+    init = train_stage(work, setup, "stage1_no_mga", setup.steps, ["model.model_config.mga=false", *extra])
+    return {lam: train_stage(work, setup, f"stage2_lambda_{lam:g}", setup.finetune_steps,
+                             [f"model.init_checkpoint={init}", f"model.lambda_refine={lam}",
+                              f"model.warmup_steps={max(1, setup.finetune_steps // 6)}", *extra])
+            for lam in lambdas}
+
+
+# -------------------------------------------------------------------------------------------- evaluation
+def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """One evaluation of the validation split (kept in ``work/eval/<name>/summary.json`` and reused)."""
+    from ovsnet.evaluation import SUMMARY_FILE, run_evaluation
+
+    out = work / "eval" / name
+    summary_file = out / SUMMARY_FILE
+    if summary_file.is_file():
+        summary = json.loads(summary_file.read_text())
+        if summary.get("ckpt_path") == str(ckpt) and summary.get("metrics"):
+            return summary
+    cfg = compose_config("evaluate.yaml", [
+        "data=synthetic", *_paths(work, f"eval/{name}"), *_data(work, setup), f"ckpt_path={ckpt}",
+        "device=cpu", "logger=csv", "media.enabled=false", "skip_done=false", "progress=false", *overrides])
+    summary = run_evaluation(cfg, loggers=[])
+    log.info("%-28s J&F %.3f  paths %s", name, summary["metrics"].get("J&F-Mean", float("nan")),
+             summary["path_counts"])
+    return summary
+
+
+def row(label: str, summary: dict[str, Any], paper: tuple[float, float, float] | None) -> dict[str, Any]:
+    metrics = summary["metrics"]
+    fractions = summary.get("path_fractions") or {}
+    return {"label": label, **{m: float(metrics[m]) for m in METRICS},
+            "paths": {k: float(v) for k, v in fractions.items()}, "fps": float(summary.get("fps", 0.0)),
+            "paper": list(paper) if paper else None}
+
+
+def run_tables(work: Path, setup: Setup, main_ckpt: Path, lambda_ckpts: dict[float, Path]) -> dict[str, list]:
+    """Every evaluation of the four tables; shared rows are evaluated once."""
+    base = evaluate(work, setup, main_ckpt, "base", ["inference=base"])
+    no_mga = {rho: evaluate(work, setup, main_ckpt, f"no_mga_rho_reid_{rho:g}",
+                            ["inference=no_mga", f"inference.rho_reid={rho}"]) for rho in RHO_REID}
+    full_iou = {rho: evaluate(work, setup, main_ckpt, f"full_rho_iou_{rho:g}", [f"inference.rho_iou={rho}"])
+                for rho in RHO_IOU}
+    full = full_iou[0.3]
+    by_lambda = {lam: (full if ckpt == main_ckpt else evaluate(work, setup, ckpt, f"full_lambda_{lam:g}", []))
+                 for lam, ckpt in lambda_ckpts.items()}
+    p3, p4, p5, p6 = (PAPER[t] for t in ("table3", "table4", "table5", "table6"))
+    return {
+        "table3": [row("OVS-Net (without Re-ID)", base, p3["without Re-ID"]),
+                   *(row(f"ρ_reid = {rho:g}", s, p3[f"{rho:g}"]) for rho, s in no_mga.items())],
+        "table4": [row("OVS-Net (without MGA)", no_mga[2.3], p4["without MGA"]),
+                   *(row(f"λ = {lam:g}", s, p4[f"{lam:g}"]) for lam, s in by_lambda.items())],
+        "table5": [row(f"ρ_iou = {rho:g}", s, p5[f"{rho:g}"]) for rho, s in full_iou.items()],
+        "table6": [row("OVS-Net (base)", base, p6["base"]), row("+ Re-ID", no_mga[2.3], p6["+ Re-ID"]),
+                   row("+ MGA", full, p6["+ MGA"])],
+    }
+
+
+# ------------------------------------------------------------------------------------------------ report
+TITLES = {
+    "table3": "Table 3: Re-ID threshold ρ_reid (MGA off), and no Re-ID",
+    "table4": "Table 4: MGA loss weight λ (one model trained per λ)",
+    "table5": "Table 5: IoU threshold ρ_iou (full model)",
+    "table6": "Table 6: modules added step by step",
+}
+
+
+def _fmt(value: float | None, scale: float = 1.0) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value * scale:.1f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    best = max(r["J&F-Mean"] for r in rows)
+    lines = ["| method | J-Mean | F-Mean | J&F-Mean | IoU / Re-ID / Flow / absent path (% of object-frames) "
+             "| paper J | paper F | paper G |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        jf = _fmt(r["J&F-Mean"], 100)
+        jf = f"**{jf}**" if r["J&F-Mean"] == best else jf
+        paths = " / ".join(f"{100 * r['paths'].get(p, 0.0):.0f}" for p in ("iou", "reid", "flow", "absent"))
+        paper = r["paper"] or [None] * 3
+        lines.append(f"| {r['label']} | {_fmt(r['J-Mean'], 100)} | {_fmt(r['F-Mean'], 100)} | {jf} | {paths} "
+                     f"| {_fmt(paper[0])} | {_fmt(paper[1])} | {_fmt(paper[2])} |")
+    return "\n".join(lines)
+
+
+def _argmax(rows: list[dict[str, Any]], ours: bool) -> str:
+    values = [r["J&F-Mean"] if ours else r["paper"][2] for r in rows]
+    return rows[int(np.nanargmax(values))]["label"]
+
+
+def trend_notes(tables: dict[str, list]) -> list[str]:
+    """Plain statements comparing our trends with the paper's, computed from the numbers (not written by hand)."""
+    notes = []
+    t3 = tables["table3"]
+    gain = t3[3]["J&F-Mean"] - t3[0]["J&F-Mean"]
+    spread = max(r["J&F-Mean"] for r in t3[1:]) - min(r["J&F-Mean"] for r in t3[1:])
+    notes.append(f"Table 3: the Re-ID path at ρ_reid = 2.3 changes J&F by {100 * gain:+.1f} points over no Re-ID "
+                 f"(paper +6.1): {'agrees' if gain > 0 else 'does not agree'} in sign. Best ρ_reid here: "
+                 f"{_argmax(t3[1:], True)} (paper: ρ_reid = 2.3); the five thresholds span {100 * spread:.1f} "
+                 f"points (paper 1.0).")
+    t4 = tables["table4"]
+    gain = max(r["J&F-Mean"] for r in t4[1:]) - t4[0]["J&F-Mean"]
+    spread = max(r["J&F-Mean"] for r in t4[1:]) - min(r["J&F-Mean"] for r in t4[1:])
+    notes.append(f"Table 4: the best λ-trained model is {100 * gain:+.1f} points over the model without MGA "
+                 f"(paper +4.5): {'agrees' if gain > 0 else 'does not agree'} in sign. Best λ here: "
+                 f"{_argmax(t4[1:], True)} (paper: λ = 1.3); the five λ span {100 * spread:.1f} points "
+                 f"(paper 1.1), one short training run per λ.")
+    t5 = tables["table5"]
+    notes.append(f"Table 5: best ρ_iou here: {_argmax(t5, True)} (paper: ρ_iou = 0.3); J&F from "
+                 f"{100 * t5[0]['J&F-Mean']:.1f} at 0.1 to {100 * t5[-1]['J&F-Mean']:.1f} at 0.4 (paper 63.9 to 62.3).")
+    t6 = tables["table6"]
+    d_reid = t6[1]["J&F-Mean"] - t6[0]["J&F-Mean"]
+    d_mga = t6[2]["J&F-Mean"] - t6[1]["J&F-Mean"]
+    notes.append(f"Table 6: + Re-ID {100 * d_reid:+.1f} (paper +6.1), + MGA {100 * d_mga:+.1f} (paper +4.5): "
+                 f"Re-ID {'agrees' if d_reid > 0 else 'does not agree'}, MGA "
+                 f"{'agrees' if d_mga > 0 else 'does not agree'} in sign.")
+    return notes
+
+
+def figure(tables: dict[str, list], path: Path) -> None:
+    """One PNG, four panels: our J&F (solid, left axis) and the paper's G (dashed, right axis) per row."""
+    fig = Figure(figsize=(13, 8), layout="constrained")
+    for k, (name, rows) in enumerate(tables.items()):
+        ax = fig.add_subplot(2, 2, k + 1)
+        x = np.arange(len(rows))
+        ax.plot(x, [100 * r["J&F-Mean"] for r in rows], marker="o", label="ovsnet J&F (synthetic val)")
+        ax.plot(x, [100 * r["J-Mean"] for r in rows], marker=".", alpha=0.5, label="ovsnet J")
+        ax.plot(x, [100 * r["F-Mean"] for r in rows], marker=".", alpha=0.5, label="ovsnet F")
+        ax.set_xticks(x, [r["label"].replace("OVS-Net ", "") for r in rows], rotation=20, fontsize=8)
+        ax.set_ylabel("ovsnet score (%)")
+        ax.grid(True, alpha=0.3)
+        twin = ax.twinx()
+        twin.plot(x, [r["paper"][2] for r in rows], color="black", linestyle="--", marker="s",
+                  label="paper G (DAVIS17 test-dev)")
+        twin.set_ylabel("paper G-mean (%)")
+        ax.set_title(TITLES[name], fontsize=10)
+        lines = ax.get_legend_handles_labels()
+        more = twin.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    tmp.replace(path)
+
+
+def write_report(tables: dict[str, list], meta: dict[str, Any], page: Path, plot: Path) -> None:
+    parts = [
+        "# Ablations on synthetic videos (the paper's Tables 3-6)",
+        "",
+        f"Produced by `{meta['command']}` on {meta['date']} ({meta['machine']}); {meta['minutes']:.0f} min.",
+        "",
+        f"Data: {meta['data']}. Model: the `demo` experiment (ResNet-18-FPN Mask R-CNN + Re-ID + MGA from "
+        f"scratch, {meta['image_size']} px): {meta['steps']} SGD steps (first stage without MGA, then one "
+        f"fine-tuning with MGA per λ), seed {meta['seed']}. "
+        "Scores are the official DAVIS 2017 J / F / J&F (×100) of the online one-pass segmenter on the validation "
+        "videos. The paper's columns are its DAVIS 2017 test-dev numbers (ResNet-50, COCO + DAVIS training): "
+        "compare the trends, not the values.",
+        "",
+        f"![ablations]({plot.name})",
+        "",
+    ]
+    for name, rows in tables.items():
+        parts += [f"## {TITLES[name]}", "", markdown_table(rows), ""]
+    parts += ["## Where the trends agree and where they do not", "", *(f"- {n}" for n in trend_notes(tables)), "",
+              "Why they can differ: the synthetic objects are textured, non-convex shapes with one or two look-alike "
+              "distractors, so identity is far easier to tell apart than DAVIS's people and animals, and exits are "
+              "scripted (every Re-ID decision is a real re-entry or an occlusion); a tiny model trained for minutes "
+              "on the CPU gives coarse Mask R-CNN masks, which is where MGA has the most to add; the validation "
+              "split is a few videos, so differences under about one point are within the noise of a single "
+              "training run.", ""]
+    page.parent.mkdir(parents=True, exist_ok=True)
+    tmp = page.with_suffix(".tmp")
+    tmp.write_text("\n".join(parts))
+    tmp.replace(page)
+
+
+# -------------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "results" / "ablation",
+                        help="checkpoints and evaluations (kept: a re-run reuses them)")
+    parser.add_argument("--page", type=Path, default=ROOT / "docs" / "ablations.md")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"first-stage steps (default {FULL.steps}); each λ fine-tunes a quarter of that")
+    parser.add_argument("--quick", action="store_true", help="tiny data and 3 steps: proves the script runs")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables as JSON here")
+    parser.add_argument("train_overrides", nargs="*", help="extra train.yaml overrides (key=value)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("pytorch_lightning", "lightning", "ovsnet.evaluation", "ovsnet.inference"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+    os.environ.setdefault("WANDB_MODE", "offline")
+    setup = QUICK if args.quick else FULL
+    if args.steps:
+        setup = Setup(setup.sequences, setup.frames, setup.size, args.steps, max(1, args.steps // 4))
+    extra = list(args.train_overrides)
+    if args.quick:
+        extra += ["model.model_config.min_size=64", "model.model_config.max_size=80", "data.image_size=80",
+                  "data.num_workers=0", "data.persistent_workers=false", "trainer.limit_val_batches=0",
+                  "trainer.enable_progress_bar=false"]
+    work = args.work.resolve()
+    start = time.perf_counter()
+    lambda_ckpts = train_models(work, setup, extra, LAMBDAS)
+    tables = run_tables(work, setup, lambda_ckpts[MAIN_LAMBDA], lambda_ckpts)
+    cfg = compose_config("train.yaml", ["experiment=demo", *extra])
+    meta = {
+        "command": "python bench/ablation.py" + (" --quick" if args.quick else "")
+                   + (f" --steps {args.steps}" if args.steps else ""),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, no GPU"
+        if not torch.cuda.is_available() else torch.cuda.get_device_name(0),
+        "minutes": (time.perf_counter() - start) / 60,
+        "data": f"{setup.sequences} synthetic videos × {setup.frames} frames at {setup.size[0]}×{setup.size[1]} "
+                f"(the last quarter is the validation split)",
+        "image_size": f"{cfg.model.model_config.min_size}×{cfg.model.model_config.max_size}",
+        "steps": f"{setup.steps} + {setup.finetune_steps}",
+        "seed": int(cfg.seed),
+    }
+    plot = args.page.with_suffix(".png")
+    figure(tables, plot)
+    write_report(tables, meta, args.page, plot)
+    result = {"tables": tables, "meta": meta}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    log.info("wrote %s and %s", args.page, plot)
+    for note in trend_notes(tables):
+        log.info("%s", note)
+    return result
+
+
+if __name__ == "__main__":
+    main()
