@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
