@@ -14,7 +14,7 @@ One run, resumable (every trained checkpoint and every evaluation is kept under 
 4. write ``docs/ablations.md`` (our J / F / J&F beside the paper's J / F / G, the share of object-frames
    per cascade path, and which trends agree) and ``docs/ablations.png`` (one figure, four panels).
 
-    python bench/ablation.py                          # full run (about 25 min on 2 CPU cores)
+    python bench/ablation.py                          # full run (about 45 min on 2 CPU cores)
     python bench/ablation.py --quick                  # tiny data, a few steps: proves the script works
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ovsnet.training import compose_config, finish_wandb
+from ovsnet.training import compose_config, finish_wandb, progress_bar_overrides, run_dir_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("ovsnet.ablation")
@@ -70,16 +70,11 @@ class Setup:
     finetune_steps: int  # per λ (+ MGA)
 
 
-FULL = Setup(sequences=24, frames=30, size=(128, 160), steps=240, finetune_steps=60)
+FULL = Setup(sequences=24, frames=30, size=(128, 160), steps=240, finetune_steps=100)
 QUICK = Setup(sequences=4, frames=12, size=(64, 80), steps=3, finetune_steps=2)
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _paths(work: Path, stage: str) -> list[str]:
-    return [f"paths.root_dir={work}", f"paths.data_dir={work}/data", f"paths.log_dir={work}/logs",
-            f"paths.ckpt_dir={work}/checkpoints", f"paths.output_dir={work}/{stage}"]
-
-
 def _data(work: Path, setup: Setup) -> list[str]:
     return [f"data.root={work}/data/synthetic_ablation",
             f"data.generate_synthetic.num_sequences={setup.sequences}",
@@ -100,8 +95,8 @@ def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Seq
             return ckpt
     log.info("%s: training %d steps (%s)", stage, steps, " ".join(overrides))
     cfg = compose_config("train.yaml", [
-        "experiment=demo", *_paths(work, stage), *_data(work, setup), f"trainer.max_steps={steps}",
-        "trainer.max_time=null", "trainer.max_epochs=100000", "print_config=false", *overrides])
+        "experiment=demo", *run_dir_overrides(work, stage), *_data(work, setup), f"trainer.max_steps={steps}",
+        "trainer.max_time=null", "trainer.max_epochs=100000", "print_config=false", *progress_bar_overrides(), *overrides])
     start = time.perf_counter()
     try:
         metrics = train(cfg)
@@ -140,7 +135,7 @@ def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequenc
         if summary.get("ckpt_path") == str(ckpt) and summary.get("metrics"):
             return summary
     cfg = compose_config("evaluate.yaml", [
-        "data=synthetic", *_paths(work, f"eval/{name}"), *_data(work, setup), f"ckpt_path={ckpt}",
+        "data=synthetic", *run_dir_overrides(work, f"eval/{name}"), *_data(work, setup), f"ckpt_path={ckpt}",
         "device=cpu", "logger=csv", "media.enabled=false", "skip_done=false", "progress=false", *overrides])
     summary = run_evaluation(cfg, loggers=[])
     log.info("%-28s J&F %.3f  paths %s", name, summary["metrics"].get("J&F-Mean", float("nan")),
@@ -169,10 +164,10 @@ def run_tables(work: Path, setup: Setup, main_ckpt: Path, lambda_ckpts: dict[flo
     p3, p4, p5, p6 = (PAPER[t] for t in ("table3", "table4", "table5", "table6"))
     return {
         "table3": [row("OVS-Net (without Re-ID)", base, p3["without Re-ID"]),
-                   *(row(f"ρ_reid = {rho:g}", s, p3[f"{rho:g}"]) for rho, s in no_mga.items())],
+                   *(row(f"ρ_reid = {rho:.1f}", s, p3[f"{rho:.1f}"]) for rho, s in no_mga.items())],
         "table4": [row("OVS-Net (without MGA)", no_mga[2.3], p4["without MGA"]),
-                   *(row(f"λ = {lam:g}", s, p4[f"{lam:g}"]) for lam, s in by_lambda.items())],
-        "table5": [row(f"ρ_iou = {rho:g}", s, p5[f"{rho:g}"]) for rho, s in full_iou.items()],
+                   *(row(f"λ = {lam:.1f}", s, p4[f"{lam:.1f}"]) for lam, s in by_lambda.items())],
+        "table5": [row(f"ρ_iou = {rho:.1f}", s, p5[f"{rho:.1f}"]) for rho, s in full_iou.items()],
         "table6": [row("OVS-Net (base)", base, p6["base"]), row("+ Re-ID", no_mga[2.3], p6["+ Re-ID"]),
                    row("+ MGA", full, p6["+ MGA"])],
     }
@@ -303,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="checkpoints and evaluations (kept: a re-run reuses them)")
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "ablations.md")
     parser.add_argument("--steps", type=int, default=None,
-                        help=f"first-stage steps (default {FULL.steps}); each λ fine-tunes a quarter of that")
+                        help=f"first-stage steps (default {FULL.steps}); each λ fine-tunes {FULL.finetune_steps}/{FULL.steps} of that")
     parser.add_argument("--quick", action="store_true", help="tiny data and 3 steps: proves the script runs")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables as JSON here")
     parser.add_argument("train_overrides", nargs="*", help="extra train.yaml overrides (key=value)")
@@ -315,12 +310,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("WANDB_MODE", "offline")
     setup = QUICK if args.quick else FULL
     if args.steps:
-        setup = Setup(setup.sequences, setup.frames, setup.size, args.steps, max(1, args.steps // 4))
+        setup = Setup(setup.sequences, setup.frames, setup.size, args.steps,
+                      max(1, args.steps * FULL.finetune_steps // FULL.steps))
     extra = list(args.train_overrides)
     if args.quick:
         extra += ["model.model_config.min_size=64", "model.model_config.max_size=80", "data.image_size=80",
-                  "data.num_workers=0", "data.persistent_workers=false", "trainer.limit_val_batches=0",
-                  "trainer.enable_progress_bar=false"]
+                  "data.num_workers=0", "data.persistent_workers=false", "trainer.limit_val_batches=0"]
     work = args.work.resolve()
     start = time.perf_counter()
     lambda_ckpts = train_models(work, setup, extra, LAMBDAS)

@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from ovsnet.training import CONF_DIR, compose_config, finish_wandb
+from ovsnet.training import CONF_DIR, compose_config, finish_wandb, progress_bar_overrides, run_dir_overrides
 
 __all__ = ["main", "run_demo"]
 
@@ -30,20 +29,14 @@ log = logging.getLogger(__name__)
 console = Console()
 
 
-def _paths(out: Path, stage: str) -> list[str]:
-    return [f"paths.root_dir={out}", f"paths.data_dir={out}/data", f"paths.log_dir={out}/logs",
-            f"paths.ckpt_dir={out}/checkpoints", f"paths.output_dir={out}/{stage}"]
-
-
 def train_stage(out: Path, minutes: float, extra: list[str]) -> Path:
     """Train the demo experiment for ``minutes``; returns the last checkpoint."""
     from ovsnet.training import train
 
     budget = time.strftime("%H:%M:%S", time.gmtime(max(minutes, 0.1) * 60))
-    # the rich bar draws on a terminal only; a log file or CI gets tqdm's plain-text bar
-    bar = [] if sys.stdout.isatty() else ["callbacks=[model_checkpoint,lr_monitor,tqdm_progress_bar]"]
-    cfg = compose_config("train.yaml", ["experiment=demo", *_paths(out, "train"), f"trainer.max_time=00:{budget}",
-                                        "print_config=false", *bar, *extra])
+    cfg = compose_config("train.yaml", ["experiment=demo", *run_dir_overrides(out, "train"),
+                                        f"trainer.max_time=00:{budget}", "print_config=false",
+                                        *progress_bar_overrides(), *extra])
     try:
         metrics = train(cfg)
     finally:
@@ -58,8 +51,9 @@ def evaluate_stage(out: Path, ckpt: Path, extra: list[str]) -> dict:
     """Segment and score the synthetic validation videos with the trained checkpoint."""
     from ovsnet.evaluation import run_evaluation
 
-    cfg = compose_config("evaluate.yaml", ["data=synthetic", *_paths(out, "evaluate"), f"ckpt_path={ckpt}", "device=cpu",
-                                     "logger=csv", f"data.root={out}/data/synthetic_demo", *extra])
+    cfg = compose_config("evaluate.yaml", ["data=synthetic", *run_dir_overrides(out, "evaluate"),
+                                           f"ckpt_path={ckpt}", "device=cpu", "logger=csv",
+                                           f"data.root={out}/data/synthetic_demo", *extra])
     return run_evaluation(cfg, loggers=[])
 
 

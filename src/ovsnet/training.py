@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-__all__ = ["CONF_DIR", "compose_config", "finish_wandb", "instantiate_group", "print_config", "train",
-           "use_wandb_offline_without_key"]
+__all__ = ["CONF_DIR", "compose_config", "finish_wandb", "instantiate_group", "print_config",
+           "progress_bar_overrides", "run_dir_overrides", "train", "use_wandb_offline_without_key"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,17 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
         del cfg["hydra"]
     GlobalHydra.instance().clear()
     return cfg
+
+
+def run_dir_overrides(root: Path, stage: str) -> list[str]:
+    """``paths.*`` overrides that keep a scripted run (demo, ablation) and all its outputs under ``root``."""
+    return [f"paths.root_dir={root}", f"paths.data_dir={root}/data", f"paths.log_dir={root}/logs",
+            f"paths.ckpt_dir={root}/checkpoints", f"paths.output_dir={root}/{stage}"]
+
+
+def progress_bar_overrides() -> list[str]:
+    """Rich's bar draws on a terminal only; a log file or CI gets tqdm's plain-text bar instead."""
+    return [] if sys.stdout.isatty() else ["callbacks=[model_checkpoint,lr_monitor,tqdm_progress_bar]"]
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
