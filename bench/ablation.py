@@ -48,14 +48,33 @@ METRICS = ("J-Mean", "F-Mean", "J&F-Mean")
 
 # The paper's numbers (DAVIS 2017 test-dev, ResNet-50, COCO + DAVIS training): J-mean, F-mean, G-mean.
 PAPER: dict[str, dict[str, tuple[float, float, float]]] = {
-    "table3": {"without Re-ID": (53.1, 56.7, 54.9), "2.1": (56.9, 63.7, 60.3), "2.2": (57.6, 63.2, 60.4),
-               "2.3": (58.3, 63.7, 61.0), "2.4": (57.4, 63.2, 60.3), "2.5": (57.0, 63.0, 60.0)},
-    "table4": {"without MGA": (58.3, 63.7, 61.0), "1.0": (62.1, 66.7, 64.4), "1.1": (63.2, 67.4, 65.3),
-               "1.2": (62.1, 67.6, 64.9), "1.3": (62.5, 68.4, 65.5), "1.4": (62.0, 67.8, 64.9)},
-    "table5": {"0.1": (62.9, 64.8, 63.9), "0.2": (61.3, 67.4, 64.4), "0.3": (62.5, 68.4, 65.5),
-               "0.4": (61.7, 62.9, 62.3)},
-    "table6": {"base": (float("nan"), float("nan"), 54.9), "+ Re-ID": (float("nan"), float("nan"), 61.0),
-               "+ MGA": (float("nan"), float("nan"), 65.5)},
+    "table3": {
+        "without Re-ID": (53.1, 56.7, 54.9),
+        "2.1": (56.9, 63.7, 60.3),
+        "2.2": (57.6, 63.2, 60.4),
+        "2.3": (58.3, 63.7, 61.0),
+        "2.4": (57.4, 63.2, 60.3),
+        "2.5": (57.0, 63.0, 60.0),
+    },
+    "table4": {
+        "without MGA": (58.3, 63.7, 61.0),
+        "1.0": (62.1, 66.7, 64.4),
+        "1.1": (63.2, 67.4, 65.3),
+        "1.2": (62.1, 67.6, 64.9),
+        "1.3": (62.5, 68.4, 65.5),
+        "1.4": (62.0, 67.8, 64.9),
+    },
+    "table5": {
+        "0.1": (62.9, 64.8, 63.9),
+        "0.2": (61.3, 67.4, 64.4),
+        "0.3": (62.5, 68.4, 65.5),
+        "0.4": (61.7, 62.9, 62.3),
+    },
+    "table6": {
+        "base": (float("nan"), float("nan"), 54.9),
+        "+ Re-ID": (float("nan"), float("nan"), 61.0),
+        "+ MGA": (float("nan"), float("nan"), 65.5),
+    },
 }
 
 
@@ -76,10 +95,12 @@ QUICK = Setup(sequences=4, frames=12, size=(64, 80), steps=3, finetune_steps=2)
 
 # ---------------------------------------------------------------------------------------------- training
 def _data(work: Path, setup: Setup) -> list[str]:
-    return [f"data.root={work}/data/synthetic_ablation",
-            f"data.generate_synthetic.num_sequences={setup.sequences}",
-            f"data.generate_synthetic.num_frames={setup.frames}",
-            f"data.generate_synthetic.size=[{setup.size[0]},{setup.size[1]}]"]
+    return [
+        f"data.root={work}/data/synthetic_ablation",
+        f"data.generate_synthetic.num_sequences={setup.sequences}",
+        f"data.generate_synthetic.num_frames={setup.frames}",
+        f"data.generate_synthetic.size=[{setup.size[0]},{setup.size[1]}]",
+    ]
 
 
 def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Sequence[str]) -> Path:
@@ -94,9 +115,20 @@ def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Seq
             log.info("%s: reusing %s", stage, ckpt)
             return ckpt
     log.info("%s: training %d steps (%s)", stage, steps, " ".join(overrides))
-    cfg = compose_config("train.yaml", [
-        "experiment=demo", *run_dir_overrides(work, stage), *_data(work, setup), f"trainer.max_steps={steps}",
-        "trainer.max_time=null", "trainer.max_epochs=100000", "print_config=false", *progress_bar_overrides(), *overrides])
+    cfg = compose_config(
+        "train.yaml",
+        [
+            "experiment=demo",
+            *run_dir_overrides(work, stage),
+            *_data(work, setup),
+            f"trainer.max_steps={steps}",
+            "trainer.max_time=null",
+            "trainer.max_epochs=100000",
+            "print_config=false",
+            *progress_bar_overrides(),
+            *overrides,
+        ],
+    )
     start = time.perf_counter()
     try:
         metrics = train(cfg)
@@ -105,22 +137,43 @@ def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Seq
     ckpt = Path(metrics.get("ckpt_last") or "")
     if not ckpt.is_file():
         raise RuntimeError(f"{stage} wrote no last checkpoint (metrics: {sorted(metrics)})")
-    done.write_text(json.dumps({"ckpt": str(ckpt), "steps": steps, "overrides": list(overrides),
-                                "seconds": time.perf_counter() - start}))
+    done.write_text(
+        json.dumps(
+            {
+                "ckpt": str(ckpt),
+                "steps": steps,
+                "overrides": list(overrides),
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    )
     return ckpt
 
 
-def train_models(work: Path, setup: Setup, extra: Sequence[str], lambdas: Sequence[float]) -> dict[float, Path]:
+def train_models(
+    work: Path, setup: Setup, extra: Sequence[str], lambdas: Sequence[float]
+) -> dict[float, Path]:
     """The paper's chain (4.1): Mask R-CNN + Re-ID first, then one fine-tuning with MGA per λ from it.
 
     MGA's inputs are detached, so λ only scales MGA's own gradients (its effective learning rate; gradient
     clipping couples it weakly to the rest): sharing the first stage isolates exactly what λ changes.
     """
     init = train_stage(work, setup, "stage1_no_mga", setup.steps, ["model.model_config.mga=false", *extra])
-    return {lam: train_stage(work, setup, f"stage2_lambda_{lam:g}", setup.finetune_steps,
-                             [f"model.init_checkpoint={init}", f"model.lambda_refine={lam}",
-                              f"model.warmup_steps={max(1, setup.finetune_steps // 6)}", *extra])
-            for lam in lambdas}
+    return {
+        lam: train_stage(
+            work,
+            setup,
+            f"stage2_lambda_{lam:g}",
+            setup.finetune_steps,
+            [
+                f"model.init_checkpoint={init}",
+                f"model.lambda_refine={lam}",
+                f"model.warmup_steps={max(1, setup.finetune_steps // 6)}",
+                *extra,
+            ],
+        )
+        for lam in lambdas
+    }
 
 
 # -------------------------------------------------------------------------------------------- evaluation
@@ -134,42 +187,81 @@ def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequenc
         summary = json.loads(summary_file.read_text())
         if summary.get("ckpt_path") == str(ckpt) and summary.get("metrics"):
             return summary
-    cfg = compose_config("evaluate.yaml", [
-        "data=synthetic", *run_dir_overrides(work, f"eval/{name}"), *_data(work, setup), f"ckpt_path={ckpt}",
-        "device=cpu", "logger=csv", "media.enabled=false", "skip_done=false", "progress=false", *overrides])
+    cfg = compose_config(
+        "evaluate.yaml",
+        [
+            "data=synthetic",
+            *run_dir_overrides(work, f"eval/{name}"),
+            *_data(work, setup),
+            f"ckpt_path={ckpt}",
+            "device=cpu",
+            "logger=csv",
+            "media.enabled=false",
+            "skip_done=false",
+            "progress=false",
+            *overrides,
+        ],
+    )
     summary = run_evaluation(cfg, loggers=[])
-    log.info("%-28s J&F %.3f  paths %s", name, summary["metrics"].get("J&F-Mean", float("nan")),
-             summary["path_counts"])
+    log.info(
+        "%-28s J&F %.3f  paths %s",
+        name,
+        summary["metrics"].get("J&F-Mean", float("nan")),
+        summary["path_counts"],
+    )
     return summary
 
 
 def row(label: str, summary: dict[str, Any], paper: tuple[float, float, float] | None) -> dict[str, Any]:
     metrics = summary["metrics"]
     fractions = summary.get("path_fractions") or {}
-    return {"label": label, **{m: float(metrics[m]) for m in METRICS},
-            "paths": {k: float(v) for k, v in fractions.items()}, "fps": float(summary.get("fps", 0.0)),
-            "paper": list(paper) if paper else None}
+    return {
+        "label": label,
+        **{m: float(metrics[m]) for m in METRICS},
+        "paths": {k: float(v) for k, v in fractions.items()},
+        "fps": float(summary.get("fps", 0.0)),
+        "paper": list(paper) if paper else None,
+    }
 
 
 def run_tables(work: Path, setup: Setup, main_ckpt: Path, lambda_ckpts: dict[float, Path]) -> dict[str, list]:
     """Every evaluation of the four tables; shared rows are evaluated once."""
     base = evaluate(work, setup, main_ckpt, "base", ["inference=base"])
-    no_mga = {rho: evaluate(work, setup, main_ckpt, f"no_mga_rho_reid_{rho:g}",
-                            ["inference=no_mga", f"inference.rho_reid={rho}"]) for rho in RHO_REID}
-    full_iou = {rho: evaluate(work, setup, main_ckpt, f"full_rho_iou_{rho:g}", [f"inference.rho_iou={rho}"])
-                for rho in RHO_IOU}
+    no_mga = {
+        rho: evaluate(
+            work,
+            setup,
+            main_ckpt,
+            f"no_mga_rho_reid_{rho:g}",
+            ["inference=no_mga", f"inference.rho_reid={rho}"],
+        )
+        for rho in RHO_REID
+    }
+    full_iou = {
+        rho: evaluate(work, setup, main_ckpt, f"full_rho_iou_{rho:g}", [f"inference.rho_iou={rho}"])
+        for rho in RHO_IOU
+    }
     full = full_iou[0.3]
-    by_lambda = {lam: (full if ckpt == main_ckpt else evaluate(work, setup, ckpt, f"full_lambda_{lam:g}", []))
-                 for lam, ckpt in lambda_ckpts.items()}
+    by_lambda = {
+        lam: (full if ckpt == main_ckpt else evaluate(work, setup, ckpt, f"full_lambda_{lam:g}", []))
+        for lam, ckpt in lambda_ckpts.items()
+    }
     p3, p4, p5, p6 = (PAPER[t] for t in ("table3", "table4", "table5", "table6"))
     return {
-        "table3": [row("OVS-Net (without Re-ID)", base, p3["without Re-ID"]),
-                   *(row(f"ρ_reid = {rho:.1f}", s, p3[f"{rho:.1f}"]) for rho, s in no_mga.items())],
-        "table4": [row("OVS-Net (without MGA)", no_mga[2.3], p4["without MGA"]),
-                   *(row(f"λ = {lam:.1f}", s, p4[f"{lam:.1f}"]) for lam, s in by_lambda.items())],
+        "table3": [
+            row("OVS-Net (without Re-ID)", base, p3["without Re-ID"]),
+            *(row(f"ρ_reid = {rho:.1f}", s, p3[f"{rho:.1f}"]) for rho, s in no_mga.items()),
+        ],
+        "table4": [
+            row("OVS-Net (without MGA)", no_mga[2.3], p4["without MGA"]),
+            *(row(f"λ = {lam:.1f}", s, p4[f"{lam:.1f}"]) for lam, s in by_lambda.items()),
+        ],
         "table5": [row(f"ρ_iou = {rho:.1f}", s, p5[f"{rho:.1f}"]) for rho, s in full_iou.items()],
-        "table6": [row("OVS-Net (base)", base, p6["base"]), row("+ Re-ID", no_mga[2.3], p6["+ Re-ID"]),
-                   row("+ MGA", full, p6["+ MGA"])],
+        "table6": [
+            row("OVS-Net (base)", base, p6["base"]),
+            row("+ Re-ID", no_mga[2.3], p6["+ Re-ID"]),
+            row("+ MGA", full, p6["+ MGA"]),
+        ],
     }
 
 
@@ -188,15 +280,20 @@ def _fmt(value: float | None, scale: float = 1.0) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     best = max(r["J&F-Mean"] for r in rows)
-    lines = ["| method | J-Mean | F-Mean | J&F-Mean | IoU / Re-ID / Flow / absent path (% of object-frames) "
-             "| paper J | paper F | paper G |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | J-Mean | F-Mean | J&F-Mean | IoU / Re-ID / Flow / absent path (% of object-frames) "
+        "| paper J | paper F | paper G |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         jf = _fmt(r["J&F-Mean"], 100)
         jf = f"**{jf}**" if r["J&F-Mean"] == best else jf
         paths = " / ".join(f"{100 * r['paths'].get(p, 0.0):.0f}" for p in ("iou", "reid", "flow", "absent"))
         paper = r["paper"] or [None] * 3
-        lines.append(f"| {r['label']} | {_fmt(r['J-Mean'], 100)} | {_fmt(r['F-Mean'], 100)} | {jf} | {paths} "
-                     f"| {_fmt(paper[0])} | {_fmt(paper[1])} | {_fmt(paper[2])} |")
+        lines.append(
+            f"| {r['label']} | {_fmt(r['J-Mean'], 100)} | {_fmt(r['F-Mean'], 100)} | {jf} | {paths} "
+            f"| {_fmt(paper[0])} | {_fmt(paper[1])} | {_fmt(paper[2])} |"
+        )
     return "\n".join(lines)
 
 
@@ -211,26 +308,34 @@ def trend_notes(tables: dict[str, list]) -> list[str]:
     t3 = tables["table3"]
     gain = t3[3]["J&F-Mean"] - t3[0]["J&F-Mean"]
     spread = max(r["J&F-Mean"] for r in t3[1:]) - min(r["J&F-Mean"] for r in t3[1:])
-    notes.append(f"Table 3: the Re-ID path at ρ_reid = 2.3 changes J&F by {100 * gain:+.1f} points over no Re-ID "
-                 f"(paper +6.1): {'agrees' if gain > 0 else 'does not agree'} in sign. Best ρ_reid here: "
-                 f"{_argmax(t3[1:], True)} (paper: ρ_reid = 2.3); the five thresholds span {100 * spread:.1f} "
-                 f"points (paper 1.0).")
+    notes.append(
+        f"Table 3: the Re-ID path at ρ_reid = 2.3 changes J&F by {100 * gain:+.1f} points over no Re-ID "
+        f"(paper +6.1): {'agrees' if gain > 0 else 'does not agree'} in sign. Best ρ_reid here: "
+        f"{_argmax(t3[1:], True)} (paper: ρ_reid = 2.3); the five thresholds span {100 * spread:.1f} "
+        f"points (paper 1.0)."
+    )
     t4 = tables["table4"]
     gain = max(r["J&F-Mean"] for r in t4[1:]) - t4[0]["J&F-Mean"]
     spread = max(r["J&F-Mean"] for r in t4[1:]) - min(r["J&F-Mean"] for r in t4[1:])
-    notes.append(f"Table 4: the best λ-trained model is {100 * gain:+.1f} points over the model without MGA "
-                 f"(paper +4.5): {'agrees' if gain > 0 else 'does not agree'} in sign. Best λ here: "
-                 f"{_argmax(t4[1:], True)} (paper: λ = 1.3); the five λ span {100 * spread:.1f} points "
-                 f"(paper 1.1), one short training run per λ.")
+    notes.append(
+        f"Table 4: the best λ-trained model is {100 * gain:+.1f} points over the model without MGA "
+        f"(paper +4.5): {'agrees' if gain > 0 else 'does not agree'} in sign. Best λ here: "
+        f"{_argmax(t4[1:], True)} (paper: λ = 1.3); the five λ span {100 * spread:.1f} points "
+        f"(paper 1.1), one short training run per λ."
+    )
     t5 = tables["table5"]
-    notes.append(f"Table 5: best ρ_iou here: {_argmax(t5, True)} (paper: ρ_iou = 0.3); J&F from "
-                 f"{100 * t5[0]['J&F-Mean']:.1f} at 0.1 to {100 * t5[-1]['J&F-Mean']:.1f} at 0.4 (paper 63.9 to 62.3).")
+    notes.append(
+        f"Table 5: best ρ_iou here: {_argmax(t5, True)} (paper: ρ_iou = 0.3); J&F from "
+        f"{100 * t5[0]['J&F-Mean']:.1f} at 0.1 to {100 * t5[-1]['J&F-Mean']:.1f} at 0.4 (paper 63.9 to 62.3)."
+    )
     t6 = tables["table6"]
     d_reid = t6[1]["J&F-Mean"] - t6[0]["J&F-Mean"]
     d_mga = t6[2]["J&F-Mean"] - t6[1]["J&F-Mean"]
-    notes.append(f"Table 6: + Re-ID {100 * d_reid:+.1f} (paper +6.1), + MGA {100 * d_mga:+.1f} (paper +4.5): "
-                 f"Re-ID {'agrees' if d_reid > 0 else 'does not agree'}, MGA "
-                 f"{'agrees' if d_mga > 0 else 'does not agree'} in sign.")
+    notes.append(
+        f"Table 6: + Re-ID {100 * d_reid:+.1f} (paper +6.1), + MGA {100 * d_mga:+.1f} (paper +4.5): "
+        f"Re-ID {'agrees' if d_reid > 0 else 'does not agree'}, MGA "
+        f"{'agrees' if d_mga > 0 else 'does not agree'} in sign."
+    )
     return notes
 
 
@@ -247,8 +352,14 @@ def figure(tables: dict[str, list], path: Path) -> None:
         ax.set_ylabel("ovsnet score (%)")
         ax.grid(True, alpha=0.3)
         twin = ax.twinx()
-        twin.plot(x, [r["paper"][2] for r in rows], color="black", linestyle="--", marker="s",
-                  label="paper G (DAVIS17 test-dev)")
+        twin.plot(
+            x,
+            [r["paper"][2] for r in rows],
+            color="black",
+            linestyle="--",
+            marker="s",
+            label="paper G (DAVIS17 test-dev)",
+        )
         twin.set_ylabel("paper G-mean (%)")
         ax.set_title(TITLES[name], fontsize=10)
         lines = ax.get_legend_handles_labels()
@@ -278,13 +389,19 @@ def write_report(tables: dict[str, list], meta: dict[str, Any], page: Path, plot
     ]
     for name, rows in tables.items():
         parts += [f"## {TITLES[name]}", "", markdown_table(rows), ""]
-    parts += ["## Where the trends agree and where they do not", "", *(f"- {n}" for n in trend_notes(tables)), "",
-              "Why they can differ: the synthetic objects are textured, non-convex shapes with one or two look-alike "
-              "distractors, so identity is far easier to tell apart than DAVIS's people and animals, and exits are "
-              "scripted (every Re-ID decision is a real re-entry or an occlusion); a tiny model trained for minutes "
-              "on the CPU gives coarse Mask R-CNN masks, which is where MGA has the most to add; the validation "
-              "split is a few videos, so differences under about one point are within the noise of a single "
-              "training run.", ""]
+    parts += [
+        "## Where the trends agree and where they do not",
+        "",
+        *(f"- {n}" for n in trend_notes(tables)),
+        "",
+        "Why they can differ: the synthetic objects are textured, non-convex shapes with one or two look-alike "
+        "distractors, so identity is far easier to tell apart than DAVIS's people and animals, and exits are "
+        "scripted (every Re-ID decision is a real re-entry or an occlusion); a tiny model trained for minutes "
+        "on the CPU gives coarse Mask R-CNN masks, which is where MGA has the most to add; the validation "
+        "split is a few videos, so differences under about one point are within the noise of a single "
+        "training run.",
+        "",
+    ]
     page.parent.mkdir(parents=True, exist_ok=True)
     tmp = page.with_suffix(".tmp")
     tmp.write_text("\n".join(parts))
@@ -293,12 +410,22 @@ def write_report(tables: dict[str, list], meta: dict[str, Any], page: Path, plot
 
 # -------------------------------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "results" / "ablation",
-                        help="checkpoints and evaluations (kept: a re-run reuses them)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "bench" / "results" / "ablation",
+        help="checkpoints and evaluations (kept: a re-run reuses them)",
+    )
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "ablations.md")
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"first-stage steps (default {FULL.steps}); each λ fine-tunes {FULL.finetune_steps}/{FULL.steps} of that")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"first-stage steps (default {FULL.steps}); each λ fine-tunes {FULL.finetune_steps}/{FULL.steps} of that",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny data and 3 steps: proves the script runs")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables as JSON here")
     parser.add_argument("train_overrides", nargs="*", help="extra train.yaml overrides (key=value)")
@@ -310,26 +437,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("WANDB_MODE", "offline")
     setup = QUICK if args.quick else FULL
     if args.steps:
-        setup = Setup(setup.sequences, setup.frames, setup.size, args.steps,
-                      max(1, args.steps * FULL.finetune_steps // FULL.steps))
+        setup = Setup(
+            setup.sequences,
+            setup.frames,
+            setup.size,
+            args.steps,
+            max(1, args.steps * FULL.finetune_steps // FULL.steps),
+        )
     extra = list(args.train_overrides)
     if args.quick:
-        extra += ["model.model_config.min_size=64", "model.model_config.max_size=80", "data.image_size=80",
-                  "data.num_workers=0", "data.persistent_workers=false", "trainer.limit_val_batches=0"]
+        extra += [
+            "model.model_config.min_size=64",
+            "model.model_config.max_size=80",
+            "data.image_size=80",
+            "data.num_workers=0",
+            "data.persistent_workers=false",
+            "trainer.limit_val_batches=0",
+        ]
     work = args.work.resolve()
     start = time.perf_counter()
     lambda_ckpts = train_models(work, setup, extra, LAMBDAS)
     tables = run_tables(work, setup, lambda_ckpts[MAIN_LAMBDA], lambda_ckpts)
     cfg = compose_config("train.yaml", ["experiment=demo", *extra])
     meta = {
-        "command": "python bench/ablation.py" + (" --quick" if args.quick else "")
-                   + (f" --steps {args.steps}" if args.steps else ""),
+        "command": "python bench/ablation.py"
+        + (" --quick" if args.quick else "")
+        + (f" --steps {args.steps}" if args.steps else ""),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, no GPU"
-        if not torch.cuda.is_available() else torch.cuda.get_device_name(0),
+        if not torch.cuda.is_available()
+        else torch.cuda.get_device_name(0),
         "minutes": (time.perf_counter() - start) / 60,
         "data": f"{setup.sequences} synthetic videos × {setup.frames} frames at {setup.size[0]}×{setup.size[1]} "
-                f"(the last quarter is the validation split)",
+        f"(the last quarter is the validation split)",
         "image_size": f"{cfg.model.model_config.min_size}×{cfg.model.model_config.max_size}",
         "steps": f"{setup.steps} + {setup.finetune_steps}",
         "seed": int(cfg.seed),

@@ -30,14 +30,19 @@ ROOT = Path(__file__).resolve().parents[1]
 OVERHEAD_STAGES = ("flow", "cascade", "merge")
 
 
-def synthetic_video(num_frames: int, height: int, width: int, objects: int, seed: int = 0
-                    ) -> tuple[list[np.ndarray], np.ndarray]:
+def synthetic_video(
+    num_frames: int, height: int, width: int, objects: int, seed: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Frames of ``objects`` textured squares moving over a textured background, and frame 0's labels."""
     rng = np.random.default_rng(seed)
-    background = cv2.resize(rng.integers(0, 90, (height // 8, width // 8, 3), dtype=np.uint8), (width, height))
+    background = cv2.resize(
+        rng.integers(0, 90, (height // 8, width // 8, 3), dtype=np.uint8), (width, height)
+    )
     side = max(8, min(height, width) // 5)
     textures = [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(objects)]
-    starts = [(int(rng.integers(0, height - side)), int(rng.integers(0, width - side))) for _ in range(objects)]
+    starts = [
+        (int(rng.integers(0, height - side)), int(rng.integers(0, width - side))) for _ in range(objects)
+    ]
     speeds = [(int(rng.integers(-3, 4)), int(rng.integers(-4, 5))) for _ in range(objects)]
     frames, first = [], np.zeros((height, width), np.uint8)
     for t in range(num_frames):
@@ -45,9 +50,9 @@ def synthetic_video(num_frames: int, height: int, width: int, objects: int, seed
         for k, ((y0, x0), (vy, vx), tex) in enumerate(zip(starts, speeds, textures, strict=True)):
             y = int(np.clip(y0 + vy * t, 0, height - side))
             x = int(np.clip(x0 + vx * t, 0, width - side))
-            frame[y:y + side, x:x + side] = tex
+            frame[y : y + side, x : x + side] = tex
             if t == 0:
-                first[y:y + side, x:x + side] = k + 1
+                first[y : y + side, x : x + side] = k + 1
         frames.append(frame)
     return frames, first
 
@@ -57,8 +62,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_bare_detector(frames: list[np.ndarray], height: int, width: int, device: torch.device,
-                       warmup: int) -> float:
+def time_bare_detector(
+    frames: list[np.ndarray], height: int, width: int, device: torch.device, warmup: int
+) -> float:
     """Seconds per frame of torchvision's maskrcnn_resnet50_fpn forward (the reference)."""
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
@@ -76,8 +82,9 @@ def time_bare_detector(frames: list[np.ndarray], height: int, width: int, device
     return (time.perf_counter() - start) / max(1, len(images) - warmup)
 
 
-def time_segmenter(backbone: str, frames: list[np.ndarray], first: np.ndarray, device: torch.device,
-                   warmup: int) -> dict[str, float]:
+def time_segmenter(
+    backbone: str, frames: list[np.ndarray], first: np.ndarray, device: torch.device, warmup: int
+) -> dict[str, float]:
     """Per-frame seconds of the whole step and of each stage (plus result PNG writing as I/O)."""
     from ovsnet.models.ovsnet import build_ovsnet
 
@@ -88,10 +95,10 @@ def time_segmenter(backbone: str, frames: list[np.ndarray], first: np.ndarray, d
     config = CascadeConfig(min_candidate_score=0.0, max_flow_streak=10**9)
     segmenter = VideoSegmenter(model, config=config, device=device)
     segmenter.start(frames[0], first)
-    for frame in frames[1:1 + warmup]:
+    for frame in frames[1 : 1 + warmup]:
         segmenter.step(frame)
     segmenter.timings = dict.fromkeys(STAGES, 0.0)
-    timed = frames[1 + warmup:]
+    timed = frames[1 + warmup :]
     io = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -103,26 +110,43 @@ def time_segmenter(backbone: str, frames: list[np.ndarray], first: np.ndarray, d
         total = time.perf_counter() - start
     n = max(1, len(timed))
     out = {f"{stage}_s": segmenter.timings[stage] / n for stage in STAGES}
-    out.update(io_s=io / n, step_s=(total - io) / n, total_s=total / n, fps=n / total,
-               paths={k: int(v) for k, v in segmenter.path_counts.items()})
+    out.update(
+        io_s=io / n,
+        step_s=(total - io) / n,
+        total_s=total / n,
+        fps=n / total,
+        paths={k: int(v) for k, v in segmenter.path_counts.items()},
+    )
     return out
 
 
 def markdown(results: dict) -> str:
-    lines = ["| backbone | fps | step ms | detect | flow | cascade | MGA | merge | I/O | step / bare | "
-             "flow+cascade+merge ms |", "|---" * 11 + "|"]
+    lines = [
+        "| backbone | fps | step ms | detect | flow | cascade | MGA | merge | I/O | step / bare | "
+        "flow+cascade+merge ms |",
+        "|---" * 11 + "|",
+    ]
     for name, r in results["segmenter"].items():
         ms = {k: 1e3 * r[f"{k}_s"] for k in (*STAGES, "io", "step")}
-        lines.append(f"| {name} | {r['fps']:.1f} | {ms['step']:.1f} | " + " | ".join(
-            f"{ms[s]:.1f}" for s in (*STAGES, "io")) + f" | {r['ratio_to_bare']:.2f} | {r['overhead_ms']:.2f} |")
-    lines.append(f"\nBare `maskrcnn_resnet50_fpn` forward: {1e3 * results['bare_detector_s']:.1f} ms/frame "
-                 f"at {results['height']}x{results['width']}, device {results['device']}.")
+        lines.append(
+            f"| {name} | {r['fps']:.1f} | {ms['step']:.1f} | "
+            + " | ".join(f"{ms[s]:.1f}" for s in (*STAGES, "io"))
+            + f" | {r['ratio_to_bare']:.2f} | {r['overhead_ms']:.2f} |"
+        )
+    lines.append(
+        f"\nBare `maskrcnn_resnet50_fpn` forward: {1e3 * results['bare_detector_s']:.1f} ms/frame "
+        f"at {results['height']}x{results['width']}, device {results['device']}."
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny frames and few steps: proves the script runs")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny frames and few steps: proves the script runs"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inference_speed.json")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=854)
@@ -141,10 +165,18 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     frames, first = synthetic_video(1 + args.warmup + args.frames, args.height, args.width, args.objects)
     bare = time_bare_detector(frames, args.height, args.width, device, args.warmup)
-    results: dict = {"height": args.height, "width": args.width, "objects": args.objects, "frames": args.frames,
-                     "device": str(device), "quick": args.quick, "torch": torch.__version__,
-                     "machine": platform.processor() or platform.machine(), "bare_detector_s": bare,
-                     "segmenter": {}}
+    results: dict = {
+        "height": args.height,
+        "width": args.width,
+        "objects": args.objects,
+        "frames": args.frames,
+        "device": str(device),
+        "quick": args.quick,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "bare_detector_s": bare,
+        "segmenter": {},
+    }
     for backbone in args.backbones.split(","):
         r = time_segmenter(backbone, frames, first, device, args.warmup)
         r["ratio_to_bare"] = r["step_s"] / bare
@@ -164,8 +196,14 @@ def _show(results: dict) -> None:
     for column in ("backbone", "fps", "step ms", "bare ms", "ratio", "flow+cascade+merge ms"):
         table.add_column(column)
     for name, r in results["segmenter"].items():
-        table.add_row(name, f"{r['fps']:.1f}", f"{1e3 * r['step_s']:.1f}", f"{1e3 * results['bare_detector_s']:.1f}",
-                      f"{r['ratio_to_bare']:.2f}", f"{r['overhead_ms']:.2f}")
+        table.add_row(
+            name,
+            f"{r['fps']:.1f}",
+            f"{1e3 * r['step_s']:.1f}",
+            f"{1e3 * results['bare_detector_s']:.1f}",
+            f"{r['ratio_to_bare']:.2f}",
+            f"{r['overhead_ms']:.2f}",
+        )
     Console().print(table)
 
 

@@ -28,10 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1024.0 * 1024.0
 
 
-def stream(num_frames: int, height: int, width: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def stream(
+    num_frames: int, height: int, width: int, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame, labels) of two squares bouncing in separate halves; object 2 leaves for 20 of every 100 frames."""
     rng = np.random.default_rng(seed)
-    background = cv2.resize(rng.integers(0, 70, (height // 4, width // 4, 3), dtype=np.uint8), (width, height))
+    background = cv2.resize(
+        rng.integers(0, 70, (height // 4, width // 4, 3), dtype=np.uint8), (width, height)
+    )
     side = max(6, min(height // 2, width) // 2)  # each object bounces in its own half: no overlaps
     textures = [rng.integers(0, 60, (side, side, 3), dtype=np.uint8) for _ in range(2)]
     textures[0][..., 0] += 180
@@ -44,13 +48,15 @@ def stream(num_frames: int, height: int, width: int, seed: int = 0) -> Iterator[
             span_y, span_x = height // 2 - side, width - side
             y = k * (height // 2) + abs((t * (1 + k) + 7 * k) % (2 * span_y) - span_y)
             x = abs((t * (2 - k) + 13 * k) % (2 * span_x) - span_x)
-            frame[y:y + side, x:x + side] = tex
-            labels[y:y + side, x:x + side] = k + 1
+            frame[y : y + side, x : x + side] = tex
+            labels[y : y + side, x : x + side] = k + 1
         yield frame, labels
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="200 frames: proves the script runs")
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--every", type=int, default=500, help="sample RSS every N frames")
@@ -86,10 +92,18 @@ def main(argv: list[str] | None = None) -> dict:
     baseline = baseline if baseline is not None else samples[0][1]
     growth = max(rss for _, rss in samples) - baseline
     results = {
-        "frames": args.frames, "height": args.height, "width": args.width, "backbone": args.backbone,
-        "quick": args.quick, "seconds": seconds, "fps": args.frames / seconds,
-        "baseline_rss_mb": baseline, "final_rss_mb": samples[-1][1], "growth_mb": growth,
-        "meets_target": growth < 50.0, "samples": [{"frame": f, "rss_mb": r} for f, r in samples],
+        "frames": args.frames,
+        "height": args.height,
+        "width": args.width,
+        "backbone": args.backbone,
+        "quick": args.quick,
+        "seconds": seconds,
+        "fps": args.frames / seconds,
+        "baseline_rss_mb": baseline,
+        "final_rss_mb": samples[-1][1],
+        "growth_mb": growth,
+        "meets_target": growth < 50.0,
+        "samples": [{"frame": f, "rss_mb": r} for f, r in samples],
         "path_counts": {k: int(v) for k, v in segmenter.path_counts.items()},
         "bank_sizes": {str(k): len(b) for k, b in segmenter.banks.items()},
     }
@@ -97,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"| frames | size | fps | RSS after {args.warmup} frames (MB) | final RSS (MB) | growth (MB) | target < 50 MB |\n"
         f"|---|---|---|---|---|---|---|\n| {args.frames} | {args.height}x{args.width} | {results['fps']:.1f} | "
         f"{baseline:.1f} | {samples[-1][1]:.1f} | {growth:.1f} | {'yes' if results['meets_target'] else 'no'} |\n\n"
-        f"Paths taken: {results['path_counts']}.")
+        f"Paths taken: {results['path_counts']}."
+    )
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(results, indent=2))
     Console().print(results["markdown"])

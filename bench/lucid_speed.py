@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--objects", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="cv2.setNumThreads (1 = one worker, one core)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", "--out", dest="json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--json", "--out", dest="json", type=Path, default=None, help="also write the results here"
+    )
     parser.add_argument("--quick", action="store_true", help="240x427, 10 samples: proves the script runs")
     args = parser.parse_args(argv)
     if args.quick:

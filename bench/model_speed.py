@@ -50,14 +50,18 @@ def bare_detector_seconds(image: torch.Tensor, repeats: int, warmup: int) -> flo
         return _timed(lambda: model([image]), repeats, warmup)
 
 
-def _object_boxes(model: OVSNet, image: torch.Tensor, objects: int) -> tuple[object, torch.Tensor, torch.Tensor]:
+def _object_boxes(
+    model: OVSNet, image: torch.Tensor, objects: int
+) -> tuple[object, torch.Tensor, torch.Tensor]:
     """Features of one detect pass and ``objects`` boxes with 28x28 probabilities to refine."""
     det = model.detect([image])[0]
     h, w = image.shape[-2:]
     if len(det) >= objects:
         return det.features, det.boxes[:objects], det.mask_probs[:objects]
     side = min(h, w) / 4
-    boxes = torch.tensor([[i * side, i * side / 2, i * side + side, i * side / 2 + side] for i in range(objects)])
+    boxes = torch.tensor(
+        [[i * side, i * side / 2, i * side + side, i * side / 2 + side] for i in range(objects)]
+    )
     return det.features, boxes, torch.rand(objects, 28, 28)
 
 
@@ -71,8 +75,13 @@ def ovsnet_figures(backbone: str, image: torch.Tensor, objects: int, repeats: in
         features, boxes, probs = _object_boxes(model, image, objects)
         reid_s = _timed(lambda: model.embed(dets.features, dets.boxes), repeats, warmup)
         mga_s = _timed(lambda: model.refine(features, boxes, probs), repeats, warmup)
-    return {"detect_s": detect_s, "reid_s": reid_s, "mga_s": mga_s, "detections": len(dets),
-            "mga_objects": int(len(boxes))}
+    return {
+        "detect_s": detect_s,
+        "reid_s": reid_s,
+        "mga_s": mga_s,
+        "detections": len(dets),
+        "mga_objects": int(len(boxes)),
+    }
 
 
 def mga_preset_cost(image: torch.Tensor, repeats: int, warmup: int) -> dict:
@@ -81,38 +90,63 @@ def mga_preset_cost(image: torch.Tensor, repeats: int, warmup: int) -> dict:
     out = {}
     for preset in ("fast", "paper"):
         torch.manual_seed(0)
-        model = build_ovsnet(backbone="resnet50", weights=None, min_size=h, max_size=w, reid=False,
-                             mga_preset=preset).eval()
+        model = build_ovsnet(
+            backbone="resnet50", weights=None, min_size=h, max_size=w, reid=False, mga_preset=preset
+        ).eval()
         with torch.inference_mode():
             features, boxes, probs = _object_boxes(model, image, 4)
             per4 = _timed(lambda m=model, f=features, b=boxes, p=probs: m.refine(f, b, p), repeats, warmup)
-            per1 = _timed(lambda m=model, f=features, b=boxes[:1], p=probs[:1]: m.refine(f, b, p), repeats, warmup)
+            per1 = _timed(
+                lambda m=model, f=features, b=boxes[:1], p=probs[:1]: m.refine(f, b, p), repeats, warmup
+            )
         params = sum(p.numel() for p in model.mga.parameters())
-        out[preset] = {"one_object_s": per1, "four_objects_s": per4, "per_object_s": per4 / 4, "params": params}
+        out[preset] = {
+            "one_object_s": per1,
+            "four_objects_s": per4,
+            "per_object_s": per4 / 4,
+            "params": params,
+        }
     return out
 
 
 def markdown(r: dict) -> str:
-    lines = [f"At {r['height']}x{r['width']}, {r['threads']} torch threads; bare `maskrcnn_resnet50_fpn` forward "
-             f"{1e3 * r['bare_s']:.0f} ms/frame.", "",
-             "| backbone | detect ms | detections | Re-ID head ms | MGA ms (objects) | detect / bare | "
-             "(Re-ID + MGA) / bare | target <= 15% |", "|---" * 8 + "|"]
+    lines = [
+        f"At {r['height']}x{r['width']}, {r['threads']} torch threads; bare `maskrcnn_resnet50_fpn` forward "
+        f"{1e3 * r['bare_s']:.0f} ms/frame.",
+        "",
+        "| backbone | detect ms | detections | Re-ID head ms | MGA ms (objects) | detect / bare | "
+        "(Re-ID + MGA) / bare | target <= 15% |",
+        "|---" * 8 + "|",
+    ]
     for name, m in r["ovsnet"].items():
-        lines.append(f"| {name} | {1e3 * m['detect_s']:.0f} | {m['detections']} | {1e3 * m['reid_s']:.1f} | "
-                     f"{1e3 * m['mga_s']:.1f} ({m['mga_objects']}) | {m['detect_ratio']:.2f} | "
-                     f"{100 * m['heads_share']:.1f}% | {'yes' if m['heads_share'] <= TARGET_SHARE else 'no'} |")
-    lines += ["", "MGA cost per object (ResNet-50 FPN features):", "",
-              "| preset | params | 1 object ms | 4 objects ms | per object ms | per object / bare |", "|---" * 6 + "|"]
+        lines.append(
+            f"| {name} | {1e3 * m['detect_s']:.0f} | {m['detections']} | {1e3 * m['reid_s']:.1f} | "
+            f"{1e3 * m['mga_s']:.1f} ({m['mga_objects']}) | {m['detect_ratio']:.2f} | "
+            f"{100 * m['heads_share']:.1f}% | {'yes' if m['heads_share'] <= TARGET_SHARE else 'no'} |"
+        )
+    lines += [
+        "",
+        "MGA cost per object (ResNet-50 FPN features):",
+        "",
+        "| preset | params | 1 object ms | 4 objects ms | per object ms | per object / bare |",
+        "|---" * 6 + "|",
+    ]
     for preset, m in r["mga_presets"].items():
-        lines.append(f"| {preset} | {m['params'] / 1e6:.2f} M | {1e3 * m['one_object_s']:.1f} | "
-                     f"{1e3 * m['four_objects_s']:.1f} | {1e3 * m['per_object_s']:.1f} | "
-                     f"{100 * m['per_object_s'] / r['bare_s']:.1f}% |")
+        lines.append(
+            f"| {preset} | {m['params'] / 1e6:.2f} M | {1e3 * m['one_object_s']:.1f} | "
+            f"{1e3 * m['four_objects_s']:.1f} | {1e3 * m['per_object_s']:.1f} | "
+            f"{100 * m['per_object_s'] / r['bare_s']:.1f}% |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small frames, few repeats: proves the script runs")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small frames, few repeats: proves the script runs"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model_speed.json")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=854)
@@ -126,8 +160,15 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     image = torch.rand(3, args.height, args.width)
     bare = bare_detector_seconds(image, args.repeats, args.warmup)
-    results: dict = {"height": args.height, "width": args.width, "threads": torch.get_num_threads(),
-                     "torch": torch.__version__, "quick": args.quick, "bare_s": bare, "ovsnet": {}}
+    results: dict = {
+        "height": args.height,
+        "width": args.width,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "quick": args.quick,
+        "bare_s": bare,
+        "ovsnet": {},
+    }
     for backbone in args.backbones.split(","):
         m = ovsnet_figures(backbone, image, args.objects, args.repeats, args.warmup)
         m["detect_ratio"] = m["detect_s"] / bare
@@ -142,8 +183,13 @@ def main(argv: list[str] | None = None) -> dict:
     for column in ("backbone", "detect ms", "Re-ID ms", "MGA ms", "(Re-ID+MGA)/bare"):
         table.add_column(column)
     for name, m in results["ovsnet"].items():
-        table.add_row(name, f"{1e3 * m['detect_s']:.0f}", f"{1e3 * m['reid_s']:.1f}", f"{1e3 * m['mga_s']:.1f}",
-                      f"{100 * m['heads_share']:.1f}%")
+        table.add_row(
+            name,
+            f"{1e3 * m['detect_s']:.0f}",
+            f"{1e3 * m['reid_s']:.1f}",
+            f"{1e3 * m['mga_s']:.1f}",
+            f"{100 * m['heads_share']:.1f}%",
+        )
     Console().print(table)
     return results
 

@@ -45,15 +45,17 @@ class StepTimer(pl.Callback):
         self._last_end: float | None = None
         self._start = 0.0
 
-    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._start = time.perf_counter()
         if self._last_end is not None:
             self.wait.append(self._start - self._last_end)
             self.images.append(len(batch[0]))
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         now = time.perf_counter()
         if self._last_end is not None:
             self.compute.append(now - self._start)
@@ -77,15 +79,26 @@ class StepTimer(pl.Callback):
         }
 
 
-def measure(data_root: Path, work: Path, steps: int, warmup: int, workers: int | None,
-            extra: list[str]) -> dict[str, Any]:
+def measure(
+    data_root: Path, work: Path, steps: int, warmup: int, workers: int | None, extra: list[str]
+) -> dict[str, Any]:
     """Fit the demo experiment for ``warmup + steps + 1`` steps and time them (``workers=None``: the config's)."""
     overrides = [
-        "experiment=demo", f"paths.root_dir={work}", f"paths.data_dir={work}/data", f"paths.log_dir={work}/logs",
-        f"paths.ckpt_dir={work}/checkpoints", f"paths.output_dir={work}/out", f"data.root={data_root}",
-        f"trainer.max_steps={warmup + steps + 1}", "trainer.max_time=null", "trainer.max_epochs=1000",
-        "trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false",
-        "callbacks=none", "print_config=false",
+        "experiment=demo",
+        f"paths.root_dir={work}",
+        f"paths.data_dir={work}/data",
+        f"paths.log_dir={work}/logs",
+        f"paths.ckpt_dir={work}/checkpoints",
+        f"paths.output_dir={work}/out",
+        f"data.root={data_root}",
+        f"trainer.max_steps={warmup + steps + 1}",
+        "trainer.max_time=null",
+        "trainer.max_epochs=1000",
+        "trainer.limit_val_batches=0",
+        "+trainer.enable_checkpointing=false",
+        "trainer.enable_progress_bar=false",
+        "callbacks=none",
+        "print_config=false",
     ]
     if workers is not None:
         overrides.append(f"data.num_workers={workers}")
@@ -105,21 +118,27 @@ def measure(data_root: Path, work: Path, steps: int, warmup: int, workers: int |
 def markdown(result: dict[str, Any]) -> str:
     rows = []
     for name, r in result["settings"].items():
-        rows.append(f"| {name} (num_workers={r['num_workers']}) | {r['steps_per_s']:.2f} | {r['images_per_s']:.1f} "
-                    f"| {r['step_ms_mean']:.0f} | {r['data_ms_mean']:.1f} | {100 * r['data_share']:.1f}% |")
-    return "\n".join([
-        f"demo config: {result['images_per_step']:.0f} frames per step at {result['image_size']}, "
-        f"{result['measured_steps']} measured steps after {result['warmup']} warm-up, torch threads "
-        f"{result['torch_threads']}",
-        "",
-        "| setting | steps/s | images/s | step ms | data ms | data share |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ])
+        rows.append(
+            f"| {name} (num_workers={r['num_workers']}) | {r['steps_per_s']:.2f} | {r['images_per_s']:.1f} "
+            f"| {r['step_ms_mean']:.0f} | {r['data_ms_mean']:.1f} | {100 * r['data_share']:.1f}% |"
+        )
+    return "\n".join(
+        [
+            f"demo config: {result['images_per_step']:.0f} frames per step at {result['image_size']}, "
+            f"{result['measured_steps']} measured steps after {result['warmup']} warm-up, torch threads "
+            f"{result['torch_threads']}",
+            "",
+            "| setting | steps/s | images/s | step ms | data ms | data share |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=60, help="measured steps per setting")
     parser.add_argument("--warmup", type=int, default=5, help="steps left out at the start")
     parser.add_argument("--quick", action="store_true", help="4 measured steps: proves the script runs")
@@ -132,9 +151,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ovsnet_train_bench_") as tmp:
         work = Path(tmp)
         data_root = work / "data" / "synthetic_demo"  # generated by the data module's prepare_data
-        settings = {"default workers": measure(data_root, work / "a", args.steps, args.warmup, None,
-                                               args.overrides),
-                    "no workers": measure(data_root, work / "b", args.steps, args.warmup, 0, args.overrides)}
+        settings = {
+            "default workers": measure(data_root, work / "a", args.steps, args.warmup, None, args.overrides),
+            "no workers": measure(data_root, work / "b", args.steps, args.warmup, 0, args.overrides),
+        }
     cfg = compose_config("train.yaml", ["experiment=demo", *args.overrides])
     default = settings["default workers"]
     result = {

@@ -22,21 +22,29 @@ def make_frame(index: int, height: int = H, width: int = W) -> np.ndarray:
     return frame
 
 
-def make_labels(index: int, num_objects: int, height: int = H, width: int = W,
-                void: bool = False) -> np.ndarray:
+def make_labels(
+    index: int, num_objects: int, height: int = H, width: int = W, void: bool = False
+) -> np.ndarray:
     """Label map with objects 1..num_objects as stripes shifted by ``index``; optional void border."""
     labels = np.zeros((height, width), dtype=np.uint8)
     band = max(1, height // (num_objects + 1))
     for k in range(1, num_objects + 1):
         top = (k - 1) * band + index % 3
-        labels[top:top + band - 1, 5 + index:width // 2 + index] = k
+        labels[top : top + band - 1, 5 + index : width // 2 + index] = k
     if void:
         labels[:, :2] = 255
     return labels
 
 
-def write_davis_sequence(root: Path, name: str, num_frames: int, num_objects: int, resolution: str = "480p",
-                         annotated: Iterable[int] | None = None, binary_png: bool = False) -> None:
+def write_davis_sequence(
+    root: Path,
+    name: str,
+    num_frames: int,
+    num_objects: int,
+    resolution: str = "480p",
+    annotated: Iterable[int] | None = None,
+    binary_png: bool = False,
+) -> None:
     """Write JPEGImages/<res>/<name>/*.jpg and Annotations/<res>/<name>/*.png (all frames unless given)."""
     frame_dir = root / "JPEGImages" / resolution / name
     ann_dir = root / "Annotations" / resolution / name
@@ -60,25 +68,35 @@ def write_split(root: Path, folder: str, split: str, names: Sequence[str]) -> Pa
     return path
 
 
-def build_davis2017(root: Path, sequences: Mapping[str, tuple[int, int]], splits: Mapping[str, Sequence[str]],
-                    first_only: Sequence[str] = (), resolution: str = "480p") -> Path:
+def build_davis2017(
+    root: Path,
+    sequences: Mapping[str, tuple[int, int]],
+    splits: Mapping[str, Sequence[str]],
+    first_only: Sequence[str] = (),
+    resolution: str = "480p",
+) -> Path:
     """DAVIS 2017 layout; ``sequences``: name → (frames, objects); ``first_only`` annotates only frame 0."""
     for name, (num_frames, num_objects) in sequences.items():
-        write_davis_sequence(root, name, num_frames, num_objects, resolution,
-                             annotated=[0] if name in first_only else None)
+        write_davis_sequence(
+            root, name, num_frames, num_objects, resolution, annotated=[0] if name in first_only else None
+        )
     for split, names in splits.items():
         write_split(root, "2017", split, names)
     return root
 
 
-def build_davis2016_frame_lists(root: Path, sequences: Mapping[str, int],
-                                splits: Mapping[str, Sequence[str]]) -> Path:
+def build_davis2016_frame_lists(
+    root: Path, sequences: Mapping[str, int], splits: Mapping[str, Sequence[str]]
+) -> Path:
     """Original DAVIS 2016 release: binary 0/255 PNGs and ``ImageSets/480p/<split>.txt`` frame lists."""
     for name, num_frames in sequences.items():
         write_davis_sequence(root, name, num_frames, num_objects=1, binary_png=True)
     for split, names in splits.items():
-        lines = [f"/JPEGImages/480p/{n}/{i:05d}.jpg /Annotations/480p/{n}/{i:05d}.png"
-                 for n in names for i in range(sequences[n])]
+        lines = [
+            f"/JPEGImages/480p/{n}/{i:05d}.jpg /Annotations/480p/{n}/{i:05d}.png"
+            for n in names
+            for i in range(sequences[n])
+        ]
         path = root / "ImageSets" / "480p" / f"{split}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")
@@ -93,9 +111,15 @@ def write_mask(path: Path, mask: np.ndarray, rgb: bool = False) -> None:
     image.save(path)
 
 
-def write_segtrack_sequence(root: Path, name: str, masks: Sequence[Sequence[np.ndarray]],
-                            frame_ext: str = ".png", mask_ext: str = ".png", rgb_masks: bool = False,
-                            stem: str | None = None) -> None:
+def write_segtrack_sequence(
+    root: Path,
+    name: str,
+    masks: Sequence[Sequence[np.ndarray]],
+    frame_ext: str = ".png",
+    mask_ext: str = ".png",
+    rgb_masks: bool = False,
+    stem: str | None = None,
+) -> None:
     """SegTrack v2 sequence; ``masks[k][i]`` is object k+1's mask in frame i; one object → no sub-folders."""
     stem = stem or name
     num_frames = len(masks[0])

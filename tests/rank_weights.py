@@ -17,5 +17,7 @@ class DumpWeights(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
-        torch.save({"state": state, "world_size": trainer.world_size, "step": trainer.global_step},
-                   self.out / f"rank{trainer.global_rank}.pt")
+        torch.save(
+            {"state": state, "world_size": trainer.world_size, "step": trainer.global_step},
+            self.out / f"rank{trainer.global_rank}.pt",
+        )

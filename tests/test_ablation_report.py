@@ -23,23 +23,34 @@ def ablation() -> ModuleType:
 
 
 def _summary(jf: float, reid: int = 0) -> dict:
-    return {"metrics": {"J-Mean": jf + 0.01, "F-Mean": jf - 0.01, "J&F-Mean": jf},
-            "path_fractions": {"iou": 1.0 - reid / 10, "reid": reid / 10, "flow": 0.0, "absent": 0.0}, "fps": 5.0}
+    return {
+        "metrics": {"J-Mean": jf + 0.01, "F-Mean": jf - 0.01, "J&F-Mean": jf},
+        "path_fractions": {"iou": 1.0 - reid / 10, "reid": reid / 10, "flow": 0.0, "absent": 0.0},
+        "fps": 5.0,
+    }
 
 
 def _tables(ablation: ModuleType, base: float, reid: float, mga: float) -> dict[str, list]:
     p = ablation.PAPER
     t3 = [ablation.row("OVS-Net (without Re-ID)", _summary(base), p["table3"]["without Re-ID"])]
-    t3 += [ablation.row(f"ρ_reid = {r:.1f}", _summary(reid - abs(r - 2.3), reid=2), p["table3"][f"{r:.1f}"])
-           for r in ablation.RHO_REID]
+    t3 += [
+        ablation.row(f"ρ_reid = {r:.1f}", _summary(reid - abs(r - 2.3), reid=2), p["table3"][f"{r:.1f}"])
+        for r in ablation.RHO_REID
+    ]
     t4 = [ablation.row("OVS-Net (without MGA)", _summary(reid), p["table4"]["without MGA"])]
-    t4 += [ablation.row(f"λ = {lam:.1f}", _summary(mga - abs(lam - 1.1)), p["table4"][f"{lam:.1f}"])
-           for lam in ablation.LAMBDAS]
-    t5 = [ablation.row(f"ρ_iou = {r:.1f}", _summary(mga - abs(r - 0.2)), p["table5"][f"{r:.1f}"])
-          for r in ablation.RHO_IOU]
-    t6 = [ablation.row("OVS-Net (base)", _summary(base), p["table6"]["base"]),
-          ablation.row("+ Re-ID", _summary(reid), p["table6"]["+ Re-ID"]),
-          ablation.row("+ MGA", _summary(mga), p["table6"]["+ MGA"])]
+    t4 += [
+        ablation.row(f"λ = {lam:.1f}", _summary(mga - abs(lam - 1.1)), p["table4"][f"{lam:.1f}"])
+        for lam in ablation.LAMBDAS
+    ]
+    t5 = [
+        ablation.row(f"ρ_iou = {r:.1f}", _summary(mga - abs(r - 0.2)), p["table5"][f"{r:.1f}"])
+        for r in ablation.RHO_IOU
+    ]
+    t6 = [
+        ablation.row("OVS-Net (base)", _summary(base), p["table6"]["base"]),
+        ablation.row("+ Re-ID", _summary(reid), p["table6"]["+ Re-ID"]),
+        ablation.row("+ MGA", _summary(mga), p["table6"]["+ MGA"]),
+    ]
     return {"table3": t3, "table4": t4, "table5": t5, "table6": t6}
 
 
@@ -66,8 +77,16 @@ def test_trend_notes_follow_the_numbers(ablation: ModuleType) -> None:
 
 def test_report_and_figure_are_written(ablation: ModuleType, tmp_path: Path) -> None:
     tables = _tables(ablation, 0.3, 0.4, 0.5)
-    meta = {"command": "python bench/ablation.py", "date": "2026-12-02", "machine": "test", "minutes": 1.0,
-            "data": "tiny", "image_size": "64×80", "steps": "3 + 2", "seed": 1}
+    meta = {
+        "command": "python bench/ablation.py",
+        "date": "2026-12-02",
+        "machine": "test",
+        "minutes": 1.0,
+        "data": "tiny",
+        "image_size": "64×80",
+        "steps": "3 + 2",
+        "seed": 1,
+    }
     page, plot = tmp_path / "docs" / "ablations.md", tmp_path / "docs" / "ablations.png"
     ablation.figure(tables, plot)
     ablation.write_report(tables, meta, page, plot)

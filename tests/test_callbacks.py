@@ -17,10 +17,21 @@ from ovsnet.lightning.callbacks import VideoSegmentationCallback, truncate_seque
 from ovsnet.lightning.datamodules import DAVISDataModule
 from ovsnet.lightning.module import OVSNetModule
 
-TINY_MODEL = {"backbone": "resnet18", "norm": "bn", "weights": None, "min_size": 64, "max_size": 96,
-              "mga_channels": 16, "reid_hidden_dim": 32, "box_detections_per_img": 10,
-              "rpn_pre_nms_top_n_test": 100, "rpn_post_nms_top_n_test": 30,
-              "rpn_pre_nms_top_n_train": 100, "rpn_post_nms_top_n_train": 50, "box_batch_size_per_image": 32}
+TINY_MODEL = {
+    "backbone": "resnet18",
+    "norm": "bn",
+    "weights": None,
+    "min_size": 64,
+    "max_size": 96,
+    "mga_channels": 16,
+    "reid_hidden_dim": 32,
+    "box_detections_per_img": 10,
+    "rpn_pre_nms_top_n_test": 100,
+    "rpn_post_nms_top_n_test": 30,
+    "rpn_pre_nms_top_n_train": 100,
+    "rpn_post_nms_top_n_train": 50,
+    "box_batch_size_per_image": 32,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,25 +42,51 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ovsnet.data.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("davis")
-    return Path(generate_dataset(root, num_sequences=4, num_frames=5, size=(64, 80), seed=0, val_fraction=0.5,
-                                 progress=False))
+    return Path(
+        generate_dataset(
+            root, num_sequences=4, num_frames=5, size=(64, 80), seed=0, val_fraction=0.5, progress=False
+        )
+    )
 
 
 def _datamodule(root: Path) -> DAVISDataModule:
-    return DAVISDataModule(str(root), image_size=80, frames_per_video=2, videos_per_batch=2, num_workers=0,
-                           persistent_workers=False, val_frame_stride=3, val_batch_size=2, seed=0)
+    return DAVISDataModule(
+        str(root),
+        image_size=80,
+        frames_per_video=2,
+        videos_per_batch=2,
+        num_workers=0,
+        persistent_workers=False,
+        val_frame_stride=3,
+        val_batch_size=2,
+        seed=0,
+    )
 
 
 def test_fit_logs_video_metrics(tmp_path: Path, data_root: Path) -> None:
     torch.manual_seed(0)
     module = OVSNetModule(model_config=TINY_MODEL, warmup_steps=1, base_batch_size=None)
-    callback = VideoSegmentationCallback(every_n_epochs=1, max_sequences=2, max_frames=4,
-                                         inference={"rho_iou": 0.3, "flow": {"backend": "dis"}}, rho_reid=2.3)
-    trainer = pl.Trainer(max_steps=2, limit_train_batches=2, limit_val_batches=1, accelerator="cpu",
-                         logger=[CSVLogger(str(tmp_path)), TensorBoardLogger(str(tmp_path / "tb"))],
-                         log_every_n_steps=1,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, callbacks=[callback], default_root_dir=str(tmp_path))
+    callback = VideoSegmentationCallback(
+        every_n_epochs=1,
+        max_sequences=2,
+        max_frames=4,
+        inference={"rho_iou": 0.3, "flow": {"backend": "dis"}},
+        rho_reid=2.3,
+    )
+    trainer = pl.Trainer(
+        max_steps=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        accelerator="cpu",
+        logger=[CSVLogger(str(tmp_path)), TensorBoardLogger(str(tmp_path / "tb"))],
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[callback],
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(module, datamodule=_datamodule(data_root))
     metrics = trainer.callback_metrics
     for name in ("val/J", "val/F", "val/JF"):
@@ -84,9 +121,19 @@ class _FakeModule:
 
 
 def _fake_trainer(root: Path, world: int, rank: int, log_dir: Path) -> Any:
-    return SimpleNamespace(world_size=world, global_rank=rank, current_epoch=0, sanity_checking=False,
-                           datamodule=_datamodule(root), strategy=_FakeStrategy(), log_dir=str(log_dir),
-                           default_root_dir=str(log_dir), loggers=[], precision="32-true", global_step=0)
+    return SimpleNamespace(
+        world_size=world,
+        global_rank=rank,
+        current_epoch=0,
+        sanity_checking=False,
+        datamodule=_datamodule(root),
+        strategy=_FakeStrategy(),
+        log_dir=str(log_dir),
+        default_root_dir=str(log_dir),
+        loggers=[],
+        precision="32-true",
+        global_step=0,
+    )
 
 
 def test_ranks_split_videos_and_sums_add_up(tmp_path: Path, data_root: Path) -> None:

@@ -13,7 +13,7 @@ H = W = 20
 
 def _box(y0: int, x0: int, size: int = 6) -> torch.Tensor:
     m = torch.zeros(H, W)
-    m[y0:y0 + size, x0:x0 + size] = 1.0
+    m[y0 : y0 + size, x0 : x0 + size] = 1.0
     return m
 
 
@@ -26,8 +26,14 @@ def _bank(*vectors: list[float], size: int = 64) -> ReIDBank:
 
 def _run(templates, cands, embs, banks, states=None, **cfg) -> list[Decision]:
     states = states or [TrackState() for _ in banks]
-    return associate(torch.stack(templates), torch.stack(cands) if cands else torch.zeros(0, H, W),
-                     embs, banks, states, CascadeConfig(**cfg))
+    return associate(
+        torch.stack(templates),
+        torch.stack(cands) if cands else torch.zeros(0, H, W),
+        embs,
+        banks,
+        states,
+        CascadeConfig(**cfg),
+    )
 
 
 def test_mask_iou_matrix() -> None:
@@ -79,8 +85,9 @@ def test_one_candidate_never_serves_two_objects() -> None:
     assert {d[0].path, d[1].path} == {"iou"}
     assert d[0].candidate != d[1].candidate
     # Re-ID: two objects with the same appearance, one candidate: one gets it, the other falls to flow
-    d = _run([_box(0, 0), _box(10, 10)], [_box(0, 12)], torch.zeros(1, 2),
-             [_bank([0.0, 0.0]), _bank([0.0, 0.0])])
+    d = _run(
+        [_box(0, 0), _box(10, 10)], [_box(0, 12)], torch.zeros(1, 2), [_bank([0.0, 0.0]), _bank([0.0, 0.0])]
+    )
     assert sorted(x.path for x in d) == ["flow", "reid"]
 
 
@@ -109,8 +116,15 @@ def test_flow_streak_and_min_area_mark_absent() -> None:
 
 
 def test_low_score_candidates_are_ignored() -> None:
-    d = associate(torch.stack([_box(0, 0)]), torch.stack([_box(0, 0)]), None, [_bank([0.0])], [TrackState()],
-                  CascadeConfig(), candidate_scores=torch.tensor([0.2]))
+    d = associate(
+        torch.stack([_box(0, 0)]),
+        torch.stack([_box(0, 0)]),
+        None,
+        [_bank([0.0])],
+        [TrackState()],
+        CascadeConfig(),
+        candidate_scores=torch.tensor([0.2]),
+    )
     assert d[0].path == "flow"
 
 
@@ -118,5 +132,6 @@ def test_config_and_shape_errors() -> None:
     with pytest.raises(ValueError, match="reid_update"):
         CascadeConfig(reid_update="always")
     with pytest.raises(ValueError, match="reduced resolution"):
-        associate(torch.zeros(1, 4, 4), torch.zeros(1, 5, 5), None, [_bank([0.0])], [TrackState()],
-                  CascadeConfig())
+        associate(
+            torch.zeros(1, 4, 4), torch.zeros(1, 5, 5), None, [_bank([0.0])], [TrackState()], CascadeConfig()
+        )

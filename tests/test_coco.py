@@ -43,24 +43,68 @@ def make_coco(root: Path) -> tuple[Path, Path]:
     uncompressed = np.zeros((H, W), np.uint8)
     uncompressed[5:15, 5:25] = 1
     anns = [
-        {"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0, "bbox": [10, 10, 20, 10], "area": 200,
-         "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]]},
-        {"id": 2, "image_id": 1, "category_id": 7, "iscrowd": 0, "bbox": [40, 30, 30, 20], "area": 600,
-         "segmentation": _rle(rle_mask, compressed=True)},
-        {"id": 3, "image_id": 1, "category_id": 3, "iscrowd": 1, "bbox": [0, 0, 80, 60], "area": 4800,
-         "segmentation": _rle(np.ones((H, W), np.uint8), compressed=True)},
-        {"id": 4, "image_id": 1, "category_id": 7, "iscrowd": 0, "bbox": [50, 5, 0.5, 10], "area": 1,
-         "segmentation": [[50, 5, 50.5, 5, 50.5, 15, 50, 15]]},
-        {"id": 5, "image_id": 2, "category_id": 7, "iscrowd": 0, "bbox": [5, 5, 20, 10], "area": 200,
-         "segmentation": _rle(uncompressed, compressed=False)},
-        {"id": 6, "image_id": 4, "category_id": 3, "iscrowd": 0, "bbox": [1, 1, 5, 5], "area": 25,
-         "segmentation": [[1, 1, 6, 1, 6, 6, 1, 6]]},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 3,
+            "iscrowd": 0,
+            "bbox": [10, 10, 20, 10],
+            "area": 200,
+            "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]],
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 7,
+            "iscrowd": 0,
+            "bbox": [40, 30, 30, 20],
+            "area": 600,
+            "segmentation": _rle(rle_mask, compressed=True),
+        },
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 3,
+            "iscrowd": 1,
+            "bbox": [0, 0, 80, 60],
+            "area": 4800,
+            "segmentation": _rle(np.ones((H, W), np.uint8), compressed=True),
+        },
+        {
+            "id": 4,
+            "image_id": 1,
+            "category_id": 7,
+            "iscrowd": 0,
+            "bbox": [50, 5, 0.5, 10],
+            "area": 1,
+            "segmentation": [[50, 5, 50.5, 5, 50.5, 15, 50, 15]],
+        },
+        {
+            "id": 5,
+            "image_id": 2,
+            "category_id": 7,
+            "iscrowd": 0,
+            "bbox": [5, 5, 20, 10],
+            "area": 200,
+            "segmentation": _rle(uncompressed, compressed=False),
+        },
+        {
+            "id": 6,
+            "image_id": 4,
+            "category_id": 3,
+            "iscrowd": 0,
+            "bbox": [1, 1, 5, 5],
+            "area": 25,
+            "segmentation": [[1, 1, 6, 1, 6, 6, 1, 6]],
+        },
     ]
     data = {
-        "images": [{"id": 1, "file_name": "a.jpg", "height": H, "width": W},
-                   {"id": 2, "file_name": "b.jpg", "height": H, "width": W},
-                   {"id": 3, "file_name": "c.jpg", "height": H, "width": W},
-                   {"id": 4, "file_name": "missing.jpg", "height": H, "width": W}],
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "height": H, "width": W},
+            {"id": 2, "file_name": "b.jpg", "height": H, "width": W},
+            {"id": 3, "file_name": "c.jpg", "height": H, "width": W},
+            {"id": 4, "file_name": "missing.jpg", "height": H, "width": W},
+        ],
         "annotations": anns,
         "categories": [{"id": 3, "name": "car"}, {"id": 7, "name": "train"}],
     }
@@ -112,8 +156,16 @@ def test_missing_or_bad_annotation_file(tmp_path: Path) -> None:
 
 def test_datamodule_multiscale(tmp_path: Path) -> None:
     images, ann_file = make_coco(tmp_path)
-    dm = COCODataModule(str(images), str(ann_file), val_ann_file=str(ann_file), min_sizes=(30, 40),
-                        max_size=64, batch_size=4, num_workers=0, persistent_workers=False)
+    dm = COCODataModule(
+        str(images),
+        str(ann_file),
+        val_ann_file=str(ann_file),
+        min_sizes=(30, 40),
+        max_size=64,
+        batch_size=4,
+        num_workers=0,
+        persistent_workers=False,
+    )
     dm.setup("fit")
     shorter = set()
     for _ in range(4):

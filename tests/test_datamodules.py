@@ -22,12 +22,17 @@ def _labels(frame: int, video: int, n_objects: int) -> np.ndarray:
     labels = np.zeros((H, W), np.uint8)
     for obj in range(1, n_objects + 1):
         y, x = 4 + 12 * (obj - 1), 4 + 2 * frame + video
-        labels[y:y + 10, x:x + 14] = obj
+        labels[y : y + 10, x : x + 14] = obj
     return labels
 
 
-def make_davis(root: Path, videos: dict[str, str] | None = None, frames: int = 4, n_objects: int = 2,
-               empty_frame: int | None = None) -> Path:
+def make_davis(
+    root: Path,
+    videos: dict[str, str] | None = None,
+    frames: int = 4,
+    n_objects: int = 2,
+    empty_frame: int | None = None,
+) -> Path:
     """Write a tiny DAVIS 2017 layout; ``empty_frame`` has an all-background annotation."""
     videos = videos or {"a": "train", "b": "train", "c": "train", "d": "val"}
     splits: dict[str, list[str]] = {}
@@ -35,8 +40,10 @@ def make_davis(root: Path, videos: dict[str, str] | None = None, frames: int = 4
     for v, (name, split) in enumerate(videos.items()):
         splits.setdefault(split, []).append(name)
         for f in range(frames):
-            write_frame(root / "JPEGImages/480p" / name / f"{f:05d}.jpg",
-                        rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+            write_frame(
+                root / "JPEGImages/480p" / name / f"{f:05d}.jpg",
+                rng.integers(0, 255, (H, W, 3), dtype=np.uint8),
+            )
             labels = np.zeros((H, W), np.uint8) if f == empty_frame else _labels(f, v, n_objects)
             write_label_map(root / "Annotations/480p" / name / f"{f:05d}.png", labels)
     (root / "ImageSets/2017").mkdir(parents=True, exist_ok=True)
@@ -46,8 +53,16 @@ def make_davis(root: Path, videos: dict[str, str] | None = None, frames: int = 4
 
 
 def _dm(root: Path, **kw) -> DAVISDataModule:
-    args = dict(root=str(root), frames_per_video=2, videos_per_batch=2, augment=False, num_workers=0,
-                persistent_workers=False, min_area=4, val_frame_stride=1)
+    args = dict(
+        root=str(root),
+        frames_per_video=2,
+        videos_per_batch=2,
+        augment=False,
+        num_workers=0,
+        persistent_workers=False,
+        min_area=4,
+        val_frame_stride=1,
+    )
     args.update(kw)
     return DAVISDataModule(**args)
 

@@ -26,9 +26,12 @@ SEQS = {"bear": (4, 1), "dogs": (3, 3), "kite": (5, 2), "cars": (3, 2)}
 
 @pytest.fixture()
 def davis17(tmp_path: Path) -> Path:
-    return build_davis2017(tmp_path / "DAVIS", SEQS,
-                           {"train": ["kite", "bear"], "val": ["dogs"], "test-dev": ["cars"]},
-                           first_only=["cars"])
+    return build_davis2017(
+        tmp_path / "DAVIS",
+        SEQS,
+        {"train": ["kite", "bear"], "val": ["dogs"], "test-dev": ["cars"]},
+        first_only=["cars"],
+    )
 
 
 def test_2017_val_and_train_in_split_order(davis17: Path) -> None:
@@ -72,8 +75,9 @@ def test_2016_from_sequence_lists_merges_objects(davis17: Path) -> None:
 
 
 def test_2016_from_frame_lists(tmp_path: Path) -> None:
-    root = build_davis2016_frame_lists(tmp_path / "DAVIS2016", {"bear": 3, "blackswan": 4},
-                                       {"train": ["bear"], "val": ["blackswan", "bear"]})
+    root = build_davis2016_frame_lists(
+        tmp_path / "DAVIS2016", {"bear": 3, "blackswan": 4}, {"train": ["bear"], "val": ["blackswan", "bear"]}
+    )
     seqs = load_davis(root, year=2016, split="val")
     assert [s.name for s in seqs] == ["blackswan", "bear"]
     swan = seqs[0]
@@ -86,8 +90,12 @@ def test_2016_from_frame_lists(tmp_path: Path) -> None:
 
 def test_2016_frame_list_takes_listed_frames_and_optional_annotations(tmp_path: Path) -> None:
     root = build_davis2016_frame_lists(tmp_path, {"bear": 4}, {})
-    lines = ["/JPEGImages/480p/bear/00000.jpg /Annotations/480p/bear/00000.png",
-             "", "/JPEGImages/480p/bear/00002.jpg", "/JPEGImages/480p/bear/00003.jpg"]
+    lines = [
+        "/JPEGImages/480p/bear/00000.jpg /Annotations/480p/bear/00000.png",
+        "",
+        "/JPEGImages/480p/bear/00002.jpg",
+        "/JPEGImages/480p/bear/00003.jpg",
+    ]
     (root / "ImageSets/480p").mkdir(parents=True)
     (root / "ImageSets/480p/val.txt").write_text("\n".join(lines))
     (bear,) = load_davis(root, year=2016, split="val")
@@ -183,8 +191,9 @@ def test_frame_list_errors_name_line_and_file(tmp_path: Path) -> None:
     write_frame(root / "JPEGImages/480p/bear/00009.jpg", np.zeros((H, W, 3), np.uint8))
     with pytest.raises(DataError, match=r"line 3.*annotation.*00009\.png"):
         load_davis(root, year=2016, split="val")
-    listing.write_text("/JPEGImages/480p/bear/00000.jpg\n"
-                       "/JPEGImages/480p/bear/00001.jpg /Annotations/480p/bear/00001.png\n")
+    listing.write_text(
+        "/JPEGImages/480p/bear/00000.jpg\n/JPEGImages/480p/bear/00001.jpg /Annotations/480p/bear/00001.png\n"
+    )
     with pytest.raises(DataError, match=r"'bear'.*first frame"):
         load_davis(root, year=2016, split="val")
     listing.write_text("a b c\n")

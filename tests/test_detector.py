@@ -14,9 +14,11 @@ from ovsnet.data.io import DataError
 from ovsnet.models.detector import build_maskrcnn, load_detector_checkpoint
 
 TINY = {"min_size": 64, "max_size": 96}
-PREDICTOR_KEYS = {f"roi_heads.{layer}.{p}" for layer in ("box_predictor.cls_score", "box_predictor.bbox_pred",
-                                                          "mask_predictor.mask_fcn_logits")
-                  for p in ("weight", "bias")}
+PREDICTOR_KEYS = {
+    f"roi_heads.{layer}.{p}"
+    for layer in ("box_predictor.cls_score", "box_predictor.bbox_pred", "mask_predictor.mask_fcn_logits")
+    for p in ("weight", "bias")
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +91,14 @@ def test_torchvision_state_dict_with_other_class_count(coco_like_file: tuple[Pat
     assert set(report.reinitialised) == PREDICTOR_KEYS
     assert report.missing == [] and report.unexpected == []
     own = model.state_dict()
-    assert torch.equal(own["backbone.body.layer1.0.conv1.weight"], saved["backbone.body.layer1.0.conv1.weight"])
+    assert torch.equal(
+        own["backbone.body.layer1.0.conv1.weight"], saved["backbone.body.layer1.0.conv1.weight"]
+    )
     assert own["roi_heads.box_predictor.cls_score.weight"].shape[0] == 2
     via_builder = build_maskrcnn("resnet18", num_classes=2, checkpoint=path, **TINY)
-    assert torch.equal(via_builder.state_dict()["rpn.head.conv.0.0.weight"], saved["rpn.head.conv.0.0.weight"])
+    assert torch.equal(
+        via_builder.state_dict()["rpn.head.conv.0.0.weight"], saved["rpn.head.conv.0.0.weight"]
+    )
 
 
 def test_lightning_prefixed_checkpoint(tmp_path: Path, coco_like_file: tuple[Path, dict]) -> None:
@@ -107,8 +113,9 @@ def test_lightning_prefixed_checkpoint(tmp_path: Path, coco_like_file: tuple[Pat
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
 
 
-def test_missing_and_unexpected_keys_are_reported(tmp_path: Path, coco_like_file: tuple[Path, dict],
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_and_unexpected_keys_are_reported(
+    tmp_path: Path, coco_like_file: tuple[Path, dict], caplog: pytest.LogCaptureFixture
+) -> None:
     _, saved = coco_like_file
     state = dict(saved)
     del state["rpn.head.cls_logits.weight"]
@@ -147,8 +154,11 @@ def test_narrow_roi_heads_keep_torchvision_key_names(coco_like_file) -> None:
     assert narrow.roi_heads.mask_predictor.mask_fcn_logits.in_channels == 64
     assert sum(p.numel() for p in narrow.parameters()) < 0.7 * sum(p.numel() for p in default.parameters())
     narrow.train()
-    target = {"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([1]),
-              "masks": torch.zeros(1, 64, 80, dtype=torch.uint8)}
+    target = {
+        "boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]),
+        "labels": torch.tensor([1]),
+        "masks": torch.zeros(1, 64, 80, dtype=torch.uint8),
+    }
     target["masks"][0, 8:40, 8:40] = 1
     losses = narrow([torch.rand(3, 64, 80)], [target])
     assert torch.isfinite(sum(losses.values()))

@@ -42,9 +42,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 # the suggested tiny model, with the detector's test-time proposal/detection counts cut so a random network
 # (every score near 0.5) does not push 100 detections per frame through the mask head
-TINY_MODEL = {"backbone": "resnet18", "norm": "bn", "weights": None, "min_size": 64, "max_size": 96,
-              "mga_channels": 16, "reid_hidden_dim": 32, "box_detections_per_img": 10,
-              "rpn_pre_nms_top_n_test": 100, "rpn_post_nms_top_n_test": 30}
+TINY_MODEL = {
+    "backbone": "resnet18",
+    "norm": "bn",
+    "weights": None,
+    "min_size": 64,
+    "max_size": 96,
+    "mga_channels": 16,
+    "reid_hidden_dim": 32,
+    "box_detections_per_img": 10,
+    "rpn_pre_nms_top_n_test": 100,
+    "rpn_post_nms_top_n_test": 30,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,8 +64,11 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ovsnet.data.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("davis")
-    return Path(generate_dataset(root, num_sequences=4, num_frames=5, size=(64, 80), seed=0,
-                                 val_fraction=0.75, progress=False))
+    return Path(
+        generate_dataset(
+            root, num_sequences=4, num_frames=5, size=(64, 80), seed=0, val_fraction=0.75, progress=False
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +78,13 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = build_ovsnet(**TINY_MODEL)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": {"model_config": TINY_MODEL}}, path)
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"model_config": TINY_MODEL},
+        },
+        path,
+    )
     return path
 
 
@@ -87,13 +104,17 @@ def _overrides(out: Path, data_root: Path, ckpt: Path | str, data: str = "synthe
     ]
 
 
-def compose_eval(out: Path, data_root: Path, ckpt: Path | str, *overrides: str,
-                 data: str = "synthetic") -> DictConfig:
+def compose_eval(
+    out: Path, data_root: Path, ckpt: Path | str, *overrides: str, data: str = "synthetic"
+) -> DictConfig:
     """The real evaluate.yaml with test paths, composed as for a run (``${hydra:...}`` resolvable)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("evaluate.yaml", overrides=[*_overrides(out, data_root, ckpt, data), *overrides],
-                      return_hydra_config=True)
+        cfg = compose(
+            "evaluate.yaml",
+            overrides=[*_overrides(out, data_root, ckpt, data), *overrides],
+            return_hydra_config=True,
+        )
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -101,8 +122,9 @@ def compose_eval(out: Path, data_root: Path, ckpt: Path | str, *overrides: str,
     return cfg
 
 
-def test_evaluation_writes_official_results_and_resumes(tmp_path: Path, data_root: Path, ckpt: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluation_writes_official_results_and_resumes(
+    tmp_path: Path, data_root: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "run"
     cfg = compose_eval(out, data_root, ckpt)
     run_evaluation(cfg, loggers=[CSVLogger(str(out), name="csv")])
@@ -114,8 +136,9 @@ def test_evaluation_writes_official_results_and_resumes(tmp_path: Path, data_roo
         assert names == sorted(seq.frame_names) and len(names) == 5
         labels = read_label_map(results / seq.name / f"{seq.frame_names[-1]}.png")
         assert labels.shape == (64, 80) and labels.dtype == np.uint8
-        np.testing.assert_array_equal(read_label_map(results / seq.name / f"{seq.frame_names[0]}.png"),
-                                      seq.first_frame_mask)
+        np.testing.assert_array_equal(
+            read_label_map(results / seq.name / f"{seq.frame_names[0]}.png"), seq.first_frame_mask
+        )
     assert list(pd.read_csv(results / "global_results-val.csv").columns) == list(GLOBAL_COLUMNS)
     per_seq = pd.read_csv(results / "per-sequence_results-val.csv")
     assert list(per_seq.columns) == list(PER_SEQUENCE_COLUMNS)
@@ -146,15 +169,19 @@ def test_evaluation_writes_official_results_and_resumes(tmp_path: Path, data_roo
         run_evaluation(compose_eval(out, data_root, ckpt, "inference.rho_iou=0.5"))
 
 
-@pytest.mark.parametrize(("preset", "flags"), [
-    ("no_reid", {"use_reid": False, "use_mga": True, "use_flow": True}),
-    ("no_mga", {"use_reid": True, "use_mga": False, "use_flow": True}),
-    ("no_flow", {"use_reid": True, "use_mga": True, "use_flow": False}),
-    ("base", {"use_reid": False, "use_mga": False, "use_flow": True}),
-])
+@pytest.mark.parametrize(
+    ("preset", "flags"),
+    [
+        ("no_reid", {"use_reid": False, "use_mga": True, "use_flow": True}),
+        ("no_mga", {"use_reid": True, "use_mga": False, "use_flow": True}),
+        ("no_flow", {"use_reid": True, "use_mga": True, "use_flow": False}),
+        ("base", {"use_reid": False, "use_mga": False, "use_flow": True}),
+    ],
+)
 def test_ablation_presets(tmp_path: Path, data_root: Path, ckpt: Path, preset: str, flags: dict) -> None:
-    cfg = compose_eval(tmp_path, data_root, ckpt, f"inference={preset}", "max_sequences=1",
-                       "media.enabled=false")
+    cfg = compose_eval(
+        tmp_path, data_root, ckpt, f"inference={preset}", "max_sequences=1", "media.enabled=false"
+    )
     summary = run_evaluation(cfg)
     assert summary["num_sequences"] == 1 and summary["inference"]["name"] == preset
     assert {k: summary["inference"][k] for k in flags} == flags
@@ -170,8 +197,12 @@ def test_model_sources(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     small = "media.enabled=false", "max_sequences=1", "score=false"
     cfg = compose_eval(tmp_path / "a", data_root, ckpt, "model_overrides={box_detections_per_img:3}", *small)
     assert run_evaluation(cfg)["num_frames"] == 5
-    assert evaluation.load_model(ckpt, model_overrides={"box_detections_per_img": 3}).detector.roi_heads \
-        .detections_per_img == 3
+    assert (
+        evaluation.load_model(
+            ckpt, model_overrides={"box_detections_per_img": 3}
+        ).detector.roi_heads.detections_per_img
+        == 3
+    )
     tiny = "{" + ",".join(f"{k}:{'null' if v is None else v}" for k, v in TINY_MODEL.items()) + "}"
     cfg = compose_eval(tmp_path / "b", data_root, "null", "random_init=true", f"model_config={tiny}", *small)
     summary = run_evaluation(cfg)
@@ -193,8 +224,14 @@ def test_zero_flow_leaves_masks_unwarped() -> None:
 def test_inference_sweep_in_process_and_summary(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     sweep = tmp_path / "multirun"
     for job, rho in enumerate((0.2, 0.4)):
-        cfg = compose_eval(sweep / str(job), data_root, ckpt, f"inference.rho_iou={rho}", "max_sequences=2",
-                           "media.enabled=false")
+        cfg = compose_eval(
+            sweep / str(job),
+            data_root,
+            ckpt,
+            f"inference.rho_iou={rho}",
+            "max_sequences=2",
+            "media.enabled=false",
+        )
         run_evaluation(cfg)
     table = summarize_sweep(sweep, "inference.rho_iou")
     assert list(table["inference.rho_iou"]) == [0.2, 0.4]
@@ -218,13 +255,29 @@ def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path,
     """``python evaluate.py -m inference.rho_reid=2.2,2.4``: one checkpoint, two jobs, then the Hydra
     callback's table and plot; ``python -m ovsnet.evaluation summarize`` reproduces the table."""
     sweep = tmp_path / "multirun"
-    overrides = [o for o in _overrides(tmp_path / "unused", data_root, ckpt)
-                 if not o.startswith(("paths.output_dir", "hydra.run.dir"))]
+    overrides = [
+        o
+        for o in _overrides(tmp_path / "unused", data_root, ckpt)
+        if not o.startswith(("paths.output_dir", "hydra.run.dir"))
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PROJECT_ROOT": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), "-m", *overrides, f"hydra.sweep.dir={sweep}",
-         "inference.rho_reid=2.2,2.4", "max_sequences=1", "media.enabled=false"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            "-m",
+            *overrides,
+            f"hydra.sweep.dir={sweep}",
+            "inference.rho_reid=2.2,2.4",
+            "max_sequences=1",
+            "media.enabled=false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     for job in ("0", "1"):
         summary = json.loads((sweep / job / SUMMARY_FILE).read_text())
@@ -236,8 +289,9 @@ def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path,
     assert (sweep / "sweep_inference.rho_reid.md").is_file()
     assert (sweep / "sweep_inference.rho_reid.png").is_file()
     assert evaluation.main(["summarize", str(sweep), "--out", str(tmp_path / "again")]) == 0  # key detected
-    assert (tmp_path / "again" / "sweep_inference.rho_reid.md").read_text() == \
-        (sweep / "sweep_inference.rho_reid.md").read_text()
+    assert (tmp_path / "again" / "sweep_inference.rho_reid.md").read_text() == (
+        sweep / "sweep_inference.rho_reid.md"
+    ).read_text()
 
 
 def test_missing_checkpoint_and_data_root_are_named(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
@@ -249,8 +303,11 @@ def test_missing_checkpoint_and_data_root_are_named(tmp_path: Path, data_root: P
     with pytest.raises(DataError, match=r"data\.root=.*no_such_dir"):
         run_evaluation(compose_eval(tmp_path, tmp_path / "no_such_dir", ckpt, "data.generate_synthetic=null"))
     with pytest.raises(DataError, match="segtrack_missing"):
-        run_evaluation(compose_eval(tmp_path, data_root, ckpt, f"data.eval_root={tmp_path}/segtrack_missing",
-                                    data="segtrackv2"))
+        run_evaluation(
+            compose_eval(
+                tmp_path, data_root, ckpt, f"data.eval_root={tmp_path}/segtrack_missing", data="segtrackv2"
+            )
+        )
 
 
 def test_video_task(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
@@ -258,8 +315,15 @@ def test_video_task(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     from evaluate import evaluate
 
     seq = load_davis(data_root, 2017, "val")[0]
-    cfg = compose_eval(tmp_path, data_root, ckpt, "task=video", f"video={seq.frame_paths[0].parent}",
-                       f"first_mask={seq.annotation_paths[0]}", "overlay=false")
+    cfg = compose_eval(
+        tmp_path,
+        data_root,
+        ckpt,
+        "task=video",
+        f"video={seq.frame_paths[0].parent}",
+        f"first_mask={seq.annotation_paths[0]}",
+        "overlay=false",
+    )
     summary = evaluate(cfg)
     assert summary["num_frames"] == 5 and summary["task"] == "video"
     assert len(list((tmp_path / "video").rglob("*.png"))) >= 5

@@ -35,7 +35,9 @@ def test_zero_motion_gives_zero_flow(backend: str) -> None:
     assert np.abs(flow).max() < 0.5
 
 
-@pytest.mark.parametrize("backend,scale", [("dis", 1.0), ("dis", 0.5), ("farneback", 1.0), ("farneback", 0.5)])
+@pytest.mark.parametrize(
+    "backend,scale", [("dis", 1.0), ("dis", 0.5), ("farneback", 1.0), ("farneback", 0.5)]
+)
 def test_known_translation_is_backward_flow(backend: str, scale: float) -> None:
     prev = _textured()
     cur = _shift(prev, dx=3, dy=-2)  # content moved right 3, up 2

@@ -34,8 +34,18 @@ def _all_ids() -> np.ndarray:
 
 def test_palette_is_the_davis_voc_palette() -> None:
     assert DAVIS_PALETTE.shape == (256, 3) and DAVIS_PALETTE.dtype == np.uint8
-    expected = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 4: (0, 0, 128),
-                5: (128, 0, 128), 6: (0, 128, 128), 7: (128, 128, 128), 8: (64, 0, 0), 255: (224, 224, 192)}
+    expected = {
+        0: (0, 0, 0),
+        1: (128, 0, 0),
+        2: (0, 128, 0),
+        3: (128, 128, 0),
+        4: (0, 0, 128),
+        5: (128, 0, 128),
+        6: (0, 128, 128),
+        7: (128, 128, 128),
+        8: (64, 0, 0),
+        255: (224, 224, 192),
+    }
     for index, colour in expected.items():
         assert tuple(DAVIS_PALETTE[index]) == colour
     assert len({tuple(c) for c in DAVIS_PALETTE}) == 256  # unique colours → RGB annotations invert
@@ -170,8 +180,9 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00000.jpg", "00000.png"]
 
 
-def test_failed_write_leaves_neither_partial_nor_temp_file(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_neither_partial_nor_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "00000.png"
     old = np.full((H, W), 2, np.uint8)
     write_label_map(target, old)

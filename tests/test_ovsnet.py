@@ -6,28 +6,46 @@ import torch
 from ovsnet.data.io import DataError
 from ovsnet.models import Detections, OVSNet, build_ovsnet, group_losses
 
-TINY = {"backbone": "resnet18", "min_size": 64, "max_size": 96, "rpn_pre_nms_top_n_test": 100,
-        "rpn_post_nms_top_n_test": 50, "box_detections_per_img": 20}
-LOSS_KEYS = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg",
-             "loss_reid", "loss_refine"}
+TINY = {
+    "backbone": "resnet18",
+    "min_size": 64,
+    "max_size": 96,
+    "rpn_pre_nms_top_n_test": 100,
+    "rpn_post_nms_top_n_test": 50,
+    "box_detections_per_img": 20,
+}
+LOSS_KEYS = {
+    "loss_classifier",
+    "loss_box_reg",
+    "loss_mask",
+    "loss_objectness",
+    "loss_rpn_box_reg",
+    "loss_reid",
+    "loss_refine",
+}
 
 
 def make_target(h: int, w: int, boxes: list[list[int]], ids: list[int]) -> dict[str, torch.Tensor]:
     masks = torch.zeros(len(boxes), h, w, dtype=torch.uint8)
     for m, (x0, y0, x1, y1) in zip(masks, boxes, strict=True):
         m[y0:y1, x0:x1] = 1
-    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.ones(len(boxes), dtype=torch.int64), "masks": masks,
-            "reid_ids": torch.tensor(ids, dtype=torch.int64)}
+    return {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "labels": torch.ones(len(boxes), dtype=torch.int64),
+        "masks": masks,
+        "reid_ids": torch.tensor(ids, dtype=torch.int64),
+    }
 
 
 @pytest.fixture(scope="module")
 def batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     g = torch.Generator().manual_seed(0)
     images = [torch.rand(3, 64, 80, generator=g) for _ in range(3)]
-    targets = [make_target(64, 80, [[8, 8, 40, 48], [44, 10, 76, 60]], [1, 2]),
-               make_target(64, 80, [[10, 12, 42, 50]], [1]),
-               make_target(64, 80, [], [])]  # a frame with no objects
+    targets = [
+        make_target(64, 80, [[8, 8, 40, 48], [44, 10, 76, 60]], [1, 2]),
+        make_target(64, 80, [[10, 12, 42, 50]], [1]),
+        make_target(64, 80, [], []),
+    ]  # a frame with no objects
     return images, targets
 
 
@@ -76,8 +94,10 @@ def test_reid_loss_reaches_the_head(batch: tuple) -> None:
 
 
 def test_group_losses_and_lambda() -> None:
-    d = {k: torch.tensor(v) for k, v in zip(sorted(LOSS_KEYS), [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
-                                             strict=True)}
+    d = {
+        k: torch.tensor(v)
+        for k, v in zip(sorted(LOSS_KEYS), [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0], strict=True)
+    }
     # sorted: box_reg 1, classifier 2, mask 4, objectness 8, refine 16, reid 32, rpn_box_reg 64
     g = group_losses(d, lambda_refine=2.0)
     assert g["loc"] == 65 and g["cls"] == 10 and g["mask"] == 4 and g["reid"] == 32 and g["refine"] == 16
@@ -131,7 +151,9 @@ def test_image_without_detections(model: OVSNet) -> None:
         det = model.detect([torch.rand(3, 64, 80)])[0]
     finally:
         model.detector.roi_heads.score_thresh = thresh
-    assert det.boxes.shape == (0, 4) and det.mask_probs.shape == (0, 28, 28) and det.embeddings.shape == (0, 128)
+    assert (
+        det.boxes.shape == (0, 4) and det.mask_probs.shape == (0, 28, 28) and det.embeddings.shape == (0, 128)
+    )
     assert model.refine(det.features, det.boxes, det.mask_probs).shape == (0, 64, 80)
 
 

@@ -62,8 +62,9 @@ def test_hydra_command_composes(command: str, monkeypatch: pytest.MonkeyPatch, t
     config = ENTRYPOINTS[words[1]]
     overrides = [w for w in words[2:] if w not in ("-m", "--multirun")]
     if "-m" not in words[2:]:
-        assert not any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)), \
+        assert not any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)), (
             f"{command!r} sweeps values without -m"
+        )
     for job in _expand(overrides):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -80,7 +81,7 @@ def test_hydra_command_composes(command: str, monkeypatch: pytest.MonkeyPatch, t
 
 
 def _cli_args(command: str, prefix: str) -> list[str]:
-    return shlex.split(command)[len(shlex.split(prefix)):]
+    return shlex.split(command)[len(shlex.split(prefix)) :]
 
 
 def test_cli_commands_parse() -> None:

@@ -10,7 +10,11 @@ def reference_loss(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> fl
     """Brute-force eq. 1 over valid anchors."""
     terms = []
     for a in range(len(emb)):
-        pos = [float(((emb[a] - emb[p]) ** 2).sum()) for p in range(len(emb)) if p != a and labels[p] == labels[a]]
+        pos = [
+            float(((emb[a] - emb[p]) ** 2).sum())
+            for p in range(len(emb))
+            if p != a and labels[p] == labels[a]
+        ]
         neg = [float(((emb[a] - emb[n]) ** 2).sum()) for n in range(len(emb)) if labels[n] != labels[a]]
         if pos and neg:
             terms.append(max(max(pos) - min(neg) + margin, 0.0))
@@ -41,7 +45,8 @@ def test_matches_brute_force_and_uses_hardest_pairs() -> None:
     labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 3])
     for margin in (0.5, 1.0, 5.0):
         assert batch_hard_triplet_loss(emb, labels, margin).item() == pytest.approx(
-            reference_loss(emb, labels, margin), rel=1e-5)
+            reference_loss(emb, labels, margin), rel=1e-5
+        )
     emb2 = torch.tensor([[0.0], [1.0], [4.0], [9.0]], requires_grad=True)
     loss = batch_hard_triplet_loss(emb2, torch.tensor([0, 0, 1, 2]), margin=100.0)
     loss.backward()
@@ -74,13 +79,21 @@ def test_bad_shapes_raise() -> None:
 
 def test_select_top_n_proposals_per_gt() -> None:
     gt = torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]])
-    props = torch.tensor([[0.0, 0, 10, 9], [0, 0, 10, 5], [0, 0, 10, 10], [51, 50, 60, 60], [100, 100, 110, 110]])
+    props = torch.tensor(
+        [[0.0, 0, 10, 9], [0, 0, 10, 5], [0, 0, 10, 10], [51, 50, 60, 60], [100, 100, 110, 110]]
+    )
     boxes, ids, gt_index = select_reid_samples(props, gt, torch.tensor([7, 9]), per_gt=2)
     assert ids.tolist() == [7, 7, 9, 9]
     assert gt_index.tolist() == [0, 0, 1, 1]
-    assert torch.equal(boxes[0], props[2]) and torch.equal(boxes[1], props[0]) and torch.equal(boxes[2], props[3])
+    assert (
+        torch.equal(boxes[0], props[2])
+        and torch.equal(boxes[1], props[0])
+        and torch.equal(boxes[2], props[3])
+    )
     boxes, ids, _ = select_reid_samples(props, gt, torch.tensor([7, 9]), per_gt=2, min_iou=0.5)
     assert ids.tolist() == [7, 7, 9]  # the second proposal for gt 1 has IoU 0
-    for empty in (select_reid_samples(props, gt[:0], torch.tensor([], dtype=torch.int64)),
-                  select_reid_samples(props[:0], gt, torch.tensor([7, 9]))):
+    for empty in (
+        select_reid_samples(props, gt[:0], torch.tensor([], dtype=torch.int64)),
+        select_reid_samples(props[:0], gt, torch.tensor([7, 9])),
+    ):
         assert empty[0].shape == (0, 4) and len(empty[1]) == 0

@@ -15,7 +15,9 @@ from ovsnet.inference.runner import DONE_MARKER, segment_dataset, segment_sequen
 from ovsnet.inference.segmenter import VideoSegmenter
 
 
-def _write_sequence(root: Path, name: str, annotate_all: bool = False, first_only_obj1: bool = False) -> VideoSequence:
+def _write_sequence(
+    root: Path, name: str, annotate_all: bool = False, first_only_obj1: bool = False
+) -> VideoSequence:
     frames, labels = make_video()
     frame_paths, ann = [], {}
     for t, (frame, label) in enumerate(zip(frames, labels, strict=True)):
@@ -43,8 +45,14 @@ def test_segment_sequence_writes_named_pngs_and_marker(tmp_path: Path) -> None:
 
 def test_frame_iterator_with_progress_and_names(tmp_path: Path) -> None:
     frames, labels = make_video(num_frames=3)
-    result = segment_sequence(VideoSegmenter(FakeModel()), iter(frames), tmp_path, first_mask=labels[0],
-                              frame_names=["a", "b", "c"], progress=True)
+    result = segment_sequence(
+        VideoSegmenter(FakeModel()),
+        iter(frames),
+        tmp_path,
+        first_mask=labels[0],
+        frame_names=["a", "b", "c"],
+        progress=True,
+    )
     assert result.num_frames == 3
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["a.png", "b.png", "c.png"]
     with pytest.raises(DataError, match="first_mask"):

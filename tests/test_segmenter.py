@@ -19,8 +19,12 @@ from ovsnet.inference.segmenter import STAGES, VideoSegmenter
 H, W, SIDE = 96, 128, 24
 
 
-def make_video(num_frames: int = 5, seed: int = 0, hidden: dict[int, set[int]] | None = None,
-               jump: dict[int, dict[int, tuple[int, int]]] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def make_video(
+    num_frames: int = 5,
+    seed: int = 0,
+    hidden: dict[int, set[int]] | None = None,
+    jump: dict[int, dict[int, tuple[int, int]]] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Two textured squares (1 red, 2 green) moving over a static textured background.
 
     ``hidden[t]`` lists objects not drawn at frame t; ``jump[t][obj]`` overrides an object's (y, x).
@@ -39,8 +43,8 @@ def make_video(num_frames: int = 5, seed: int = 0, hidden: dict[int, set[int]] |
             y, x = (jump or {}).get(t, {}).get(obj, (y, x))
             if obj in (hidden or {}).get(t, set()):
                 continue
-            frame[y:y + SIDE, x:x + SIDE] = textures[obj]
-            label[y:y + SIDE, x:x + SIDE] = obj
+            frame[y : y + SIDE, x : x + SIDE] = textures[obj]
+            label[y : y + SIDE, x : x + SIDE] = obj
         frames.append(frame)
         labels.append(label)
     return frames, labels
@@ -80,14 +84,20 @@ class FakeModel(torch.nn.Module):
             x, y, w, h, area = (int(v) for v in stats[i])
             if area >= 16:
                 boxes.append([x, y, x + w, y + h])
-                crop = (comp[y:y + h, x:x + w] == i).astype(np.float32)
+                crop = (comp[y : y + h, x : x + w] == i).astype(np.float32)
                 masks.append(cv2.resize(crop, (28, 28), interpolation=cv2.INTER_LINEAR))
         dev = img.device
         box_t = torch.tensor(boxes, dtype=torch.float32, device=dev).reshape(-1, 4)
         mask_t = torch.from_numpy(np.stack(masks)).to(dev) if masks else torch.zeros(0, 28, 28, device=dev)
         n = len(box_t)
-        return FakeDetections(box_t, torch.full((n,), 0.9, device=dev), torch.ones(n, dtype=torch.int64),
-                              mask_t, self.embed(img, box_t), img)
+        return FakeDetections(
+            box_t,
+            torch.full((n,), 0.9, device=dev),
+            torch.ones(n, dtype=torch.int64),
+            mask_t,
+            self.embed(img, box_t),
+            img,
+        )
 
     def embed(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(len(boxes), 128, device=features.device)
@@ -95,7 +105,9 @@ class FakeModel(torch.nn.Module):
             out[i, :3] = features[:, y0:y1, x0:x1].reshape(3, -1).float().mean(1) * 10.0
         return out
 
-    def paste_masks(self, boxes: torch.Tensor, mask_probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def paste_masks(
+        self, boxes: torch.Tensor, mask_probs: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
         self.pasted.append(len(boxes))
         scale = torch.tensor([size[1] / W, size[0] / H, size[1] / W, size[0] / H], device=boxes.device)
         return paste_masks_in_image(mask_probs[:, None], boxes * scale, tuple(size), padding=1)[:, 0]
@@ -104,7 +116,9 @@ class FakeModel(torch.nn.Module):
         self.refine_sizes.append(len(boxes))
         return self.paste_masks(boxes, mask_probs, tuple(features.shape[-2:]))
 
-    def refine_full(self, features: torch.Tensor, boxes: torch.Tensor, full_probs: torch.Tensor) -> torch.Tensor:
+    def refine_full(
+        self, features: torch.Tensor, boxes: torch.Tensor, full_probs: torch.Tensor
+    ) -> torch.Tensor:
         self.refine_full_sizes.append(len(boxes))
         return full_probs
 

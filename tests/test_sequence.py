@@ -12,8 +12,13 @@ from ovsnet.data.io import DataError, write_frame, write_label_map
 from ovsnet.data.sequence import VideoSequence, object_ids_of
 
 
-def _sequence(tmp_path: Path, num_frames: int = 4, annotated: tuple[int, ...] = (0, 2),
-              num_objects: int = 2, **kwargs: object) -> VideoSequence:
+def _sequence(
+    tmp_path: Path,
+    num_frames: int = 4,
+    annotated: tuple[int, ...] = (0, 2),
+    num_objects: int = 2,
+    **kwargs: object,
+) -> VideoSequence:
     frames, annotations = [], {}
     for i in range(num_frames):
         frames.append(tmp_path / f"{i:05d}.jpg")

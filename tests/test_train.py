@@ -20,8 +20,10 @@ from tests.conftest import CONF_DIR, ROOT, tiny_overrides
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
-GROUP_OPTIONS = {group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-                 for group in ("data", "trainer", "logger", "callbacks", "debug", "hparams_search")}
+GROUP_OPTIONS = {
+    group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    for group in ("data", "trainer", "logger", "callbacks", "debug", "hparams_search")
+}
 
 
 def _compose_plain(*overrides: str):
@@ -73,10 +75,20 @@ def test_paper_stages_fit_and_chain_by_checkpoint(compose_train, tmp_path: Path)
     from tests.test_coco import make_coco
 
     _, train_json = make_coco(tmp_path / "coco")
-    coco = [f"data.image_dir={tmp_path}/coco/images", f"data.ann_file={train_json}", "data.val_ann_file=null",
-            "data.val_image_dir=null", "data.min_sizes=[64,80]", "data.max_size=96", "data.batch_size=2",
-            "data.num_workers=0", "data.persistent_workers=false", "model.model_config.min_size=64",
-            "model.model_config.max_size=96", "trainer.limit_val_batches=0"]
+    coco = [
+        f"data.image_dir={tmp_path}/coco/images",
+        f"data.ann_file={train_json}",
+        "data.val_ann_file=null",
+        "data.val_image_dir=null",
+        "data.min_sizes=[64,80]",
+        "data.max_size=96",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "data.persistent_workers=false",
+        "model.model_config.min_size=64",
+        "model.model_config.max_size=96",
+        "trainer.limit_val_batches=0",
+    ]
     metrics = train(compose_train("experiment=coco_pretrain", *coco, davis_data=False))
     assert "train/loss" in metrics
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values() if isinstance(v, float))
@@ -86,8 +98,12 @@ def test_paper_stages_fit_and_chain_by_checkpoint(compose_train, tmp_path: Path)
     assert previous["state_dict"]["model.detector.roi_heads.box_predictor.cls_score.weight"].shape[0] == 81
 
     for stage in ("davis_init", "davis_full", "paper"):
-        cfg = compose_train(f"experiment={stage}", "data.lucid_samples_per_frame=1", "data.val_split=val",
-                            "trainer.limit_train_batches=2")
+        cfg = compose_train(
+            f"experiment={stage}",
+            "data.lucid_samples_per_frame=1",
+            "data.val_split=val",
+            "trainer.limit_train_batches=2",
+        )
         metrics = train(cfg)
         assert "train/loss" in metrics and "val/loss" in metrics
         ckpt = _ckpt(tmp_path / f"checkpoints/{stage}/last.ckpt")
@@ -112,8 +128,12 @@ def test_demo_experiment_fits_and_logs_every_term(compose_train, tmp_path: Path)
 
 def test_resume_restores_model_optimizer_scheduler_and_step(compose_train, tmp_path: Path) -> None:
     """Two epochs in one go vs one epoch + resume from last.ckpt: same step, epoch, lr; weights pick up exactly."""
-    common = ["trainer.max_steps=-1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
-              "model.scheduler.step_size=1"]
+    common = [
+        "trainer.max_steps=-1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=0",
+        "model.scheduler.step_size=1",
+    ]
     train(compose_train(*common, "trainer.max_epochs=1"))
     last = tmp_path / "out/checkpoints/last.ckpt"
     first = _ckpt(last)
@@ -127,8 +147,10 @@ def test_resume_restores_model_optimizer_scheduler_and_step(compose_train, tmp_p
         def on_train_start(self, trainer, pl_module) -> None:
             seen["step"] = trainer.global_step
             seen["state"] = {k: v.clone() for k, v in pl_module.state_dict().items()}
-            seen["momentum"] = {k: v["momentum_buffer"].clone() for k, v in
-                                trainer.optimizers[0].state_dict()["state"].items()}
+            seen["momentum"] = {
+                k: v["momentum_buffer"].clone()
+                for k, v in trainer.optimizers[0].state_dict()["state"].items()
+            }
             seen["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
 
     cfg = compose_train(*common, "trainer.max_epochs=2", f"ckpt_path={last}")
@@ -136,8 +158,11 @@ def test_resume_restores_model_optimizer_scheduler_and_step(compose_train, tmp_p
 
     from ovsnet.training import instantiate_group as _instantiate_group  # what train() uses
 
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[*_instantiate_group(cfg.callbacks), Capture()],
-                                      logger=_instantiate_group(cfg.logger))
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=[*_instantiate_group(cfg.callbacks), Capture()],
+        logger=_instantiate_group(cfg.logger),
+    )
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
     trainer.fit(module, datamodule=hydra.utils.instantiate(cfg.data, _convert_="all"), ckpt_path=str(last))
     assert seen["step"] == 2
@@ -149,7 +174,7 @@ def test_resume_restores_model_optimizer_scheduler_and_step(compose_train, tmp_p
     assert seen["lr"] == pytest.approx(first["optimizer_states"][0]["param_groups"][0]["lr"])
     assert trainer.global_step == 4 and trainer.current_epoch == 2
     # StepLR(step_size=1, gamma=0.1) stepped once per finished epoch, warm-up (1 step) long over
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01 * 0.1 ** 2)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01 * 0.1**2)
 
 
 def _train_cmd(tmp_path: Path, data_root: Path, *overrides: str) -> list[str]:
@@ -159,20 +184,35 @@ def _train_cmd(tmp_path: Path, data_root: Path, *overrides: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}", WANDB_MODE="offline",
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+        WANDB_MODE="offline",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("WANDB_API_KEY", None)
     return env
 
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_last_ckpt(tmp_path: Path, synthetic_root: Path) -> None:
-    common = ["trainer.max_steps=-1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0",
-              "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.save_on_train_epoch_end=true",
-              "optimized_metric=null"]
+    common = [
+        "trainer.max_steps=-1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=0",
+        "callbacks.model_checkpoint.monitor=null",
+        "callbacks.model_checkpoint.save_on_train_epoch_end=true",
+        "optimized_metric=null",
+    ]
     last = tmp_path / "out/checkpoints/last.ckpt"
-    proc = subprocess.Popen(_train_cmd(tmp_path, synthetic_root, *common, "trainer.max_epochs=1000"),
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        _train_cmd(tmp_path, synthetic_root, *common, "trainer.max_epochs=1000"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     try:
         while not last.is_file() and time.time() < deadline and proc.poll() is None:
@@ -185,9 +225,15 @@ def test_killed_run_resumes_from_last_ckpt(tmp_path: Path, synthetic_root: Path)
     killed_at = _ckpt(last)
     done_epochs = killed_at["global_step"] // 2  # 2 batches per epoch; the checkpoint is saved per epoch
     assert done_epochs >= 1
-    result = subprocess.run(_train_cmd(tmp_path, synthetic_root, *common, f"trainer.max_epochs={done_epochs + 2}",
-                                       f"ckpt_path={last}"), env=_env(), capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        _train_cmd(
+            tmp_path, synthetic_root, *common, f"trainer.max_epochs={done_epochs + 2}", f"ckpt_path={last}"
+        ),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = _ckpt(last)
     assert resumed["global_step"] == killed_at["global_step"] + 2 * 2  # exactly the two missing epochs
@@ -197,9 +243,19 @@ def test_killed_run_resumes_from_last_ckpt(tmp_path: Path, synthetic_root: Path)
 def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path, synthetic_root: Path) -> None:
     dump = tmp_path / "weights"
     result = subprocess.run(
-        _train_cmd(tmp_path, synthetic_root, "trainer=ddp_sim", "trainer.limit_val_batches=0", "optimized_metric=null",
-                   f"+callbacks.dump={{_target_: rank_weights.DumpWeights, out: '{dump}'}}"),
-        env=_env(), capture_output=True, text=True, timeout=600)
+        _train_cmd(
+            tmp_path,
+            synthetic_root,
+            "trainer=ddp_sim",
+            "trainer.limit_val_batches=0",
+            "optimized_metric=null",
+            f"+callbacks.dump={{_target_: rank_weights.DumpWeights, out: '{dump}'}}",
+        ),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [torch.load(dump / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert all(r["world_size"] == 2 and r["step"] == 2 for r in ranks)
@@ -214,9 +270,20 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path, synthetic_root: P
 
 @pytest.mark.slow
 def test_two_value_multirun(tmp_path: Path, synthetic_root: Path) -> None:
-    result = subprocess.run(_train_cmd(tmp_path, synthetic_root, "-m", "model.lambda_refine=1.0,1.3",
-                                       "trainer.limit_val_batches=1", "paths.output_dir=${hydra:runtime.output_dir}"),
-                            env=_env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        _train_cmd(
+            tmp_path,
+            synthetic_root,
+            "-m",
+            "model.lambda_refine=1.0,1.3",
+            "trainer.limit_val_batches=1",
+            "paths.output_dir=${hydra:runtime.output_dir}",
+        ),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p for p in (tmp_path / "multirun").iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in runs] == ["0", "1"]
@@ -231,8 +298,13 @@ def test_two_value_multirun(tmp_path: Path, synthetic_root: Path) -> None:
 
 @pytest.mark.slow
 def test_wandb_offline_run_folder_holds_the_metrics(tmp_path: Path, synthetic_root: Path) -> None:
-    result = subprocess.run(_train_cmd(tmp_path, synthetic_root, "logger=many"), env=_env(),
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        _train_cmd(tmp_path, synthetic_root, "logger=many"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "out/wandb").glob("offline-run-*"))
     assert len(runs) == 1, "W&B must run offline (syncable later) when no API key is set"

@@ -22,7 +22,7 @@ def _frames(n: int = N, height: int = H, width: int = W) -> list[np.ndarray]:
     for i in range(n):
         frame = np.zeros((height, width, 3), np.uint8)
         frame[:, : width // 2] = (40 * i + 20, 0, 0)
-        frame[:, width // 2:] = (0, 200, 60)
+        frame[:, width // 2 :] = (0, 200, 60)
         frames.append(frame)
     return frames
 

@@ -18,11 +18,34 @@ from ovsnet.inference.video_cli import main, segment_video
 from ovsnet.models.ovsnet import build_ovsnet
 
 H, W, N, SIDE = 64, 80, 5, 20
-TINY = {"backbone": "resnet18", "norm": "bn", "weights": None, "min_size": 64, "max_size": 96,
-        "mga_channels": 16, "reid_hidden_dim": 32, "box_detections_per_img": 10, "rpn_pre_nms_top_n_test": 100,
-        "rpn_post_nms_top_n_test": 30}
-SUMMARY_KEYS = {"video", "frames", "seconds", "fps", "path_counts", "timings", "timings_ms_per_frame", "device",
-                "flow", "autocast", "cascade", "masks_dir", "overlay", "overlay_fps"}
+TINY = {
+    "backbone": "resnet18",
+    "norm": "bn",
+    "weights": None,
+    "min_size": 64,
+    "max_size": 96,
+    "mga_channels": 16,
+    "reid_hidden_dim": 32,
+    "box_detections_per_img": 10,
+    "rpn_pre_nms_top_n_test": 100,
+    "rpn_post_nms_top_n_test": 30,
+}
+SUMMARY_KEYS = {
+    "video",
+    "frames",
+    "seconds",
+    "fps",
+    "path_counts",
+    "timings",
+    "timings_ms_per_frame",
+    "device",
+    "flow",
+    "autocast",
+    "cascade",
+    "masks_dir",
+    "overlay",
+    "overlay_fps",
+}
 
 
 def _frames(n: int = N) -> list[np.ndarray]:
@@ -32,7 +55,7 @@ def _frames(n: int = N) -> list[np.ndarray]:
     frames = []
     for t in range(n):
         frame = background.copy()
-        frame[20:20 + SIDE, 10 + 4 * t:10 + 4 * t + SIDE] = (230, 30, 30)
+        frame[20 : 20 + SIDE, 10 + 4 * t : 10 + 4 * t + SIDE] = (230, 30, 30)
         frames.append(frame)
     return frames
 
@@ -40,7 +63,7 @@ def _frames(n: int = N) -> list[np.ndarray]:
 def _first_mask(path: Path, shape: tuple[int, int] = (H, W), empty: bool = False) -> Path:
     mask = np.zeros(shape, np.uint8)
     if not empty:
-        mask[20:20 + SIDE, 10:10 + SIDE] = 1
+        mask[20 : 20 + SIDE, 10 : 10 + SIDE] = 1
     write_label_map(path, mask)
     return path
 
@@ -51,21 +74,42 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)
     model = build_ovsnet(**TINY)
     ckpt = root / "tiny.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": {"model_config": TINY}}, ckpt)
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"model_config": TINY},
+        },
+        ckpt,
+    )
     other = root / "other.ckpt"  # another architecture: keys that are not OVS-Net's
-    torch.save({"state_dict": {"model.encoder.weight": torch.zeros(3, 3)},
-                "hyper_parameters": {"model_config": TINY}}, other)
+    torch.save(
+        {
+            "state_dict": {"model.encoder.weight": torch.zeros(3, 3)},
+            "hyper_parameters": {"model_config": TINY},
+        },
+        other,
+    )
     video = root / "square.mp4"
     with VideoWriter(video, fps=10) as writer:
         for frame in _frames():
             writer.write(frame)
-    return {"ckpt": ckpt, "other": other, "video": video, "mask": _first_mask(root / "mask.png"), "root": root}
+    return {
+        "ckpt": ckpt,
+        "other": other,
+        "video": video,
+        "mask": _first_mask(root / "mask.png"),
+        "root": root,
+    }
 
 
 def _args(assets: dict[str, Path], out: Path, **overrides: object) -> list[str]:
-    values = {"--video": assets["video"], "--first-mask": assets["mask"], "--ckpt": assets["ckpt"], "--out": out,
-              **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
+    values = {
+        "--video": assets["video"],
+        "--first-mask": assets["mask"],
+        "--ckpt": assets["ckpt"],
+        "--out": out,
+        **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()},
+    }
     return [str(a) for kv in values.items() for a in kv] + ["--device", "cpu"]
 
 
@@ -98,10 +142,20 @@ def test_segment_video_on_an_image_folder(tmp_path: Path) -> None:
     (out / "masks").mkdir(parents=True)
     (out / "masks" / "stale.png").write_bytes(b"old run")
     mask = read_label_map(_first_mask(tmp_path / "mask.png"))
-    result = segment_video(FakeModel(), folder, mask, out, flow="farneback", overlay=False,
-                           cascade_config=CascadeConfig(), progress=False)
+    result = segment_video(
+        FakeModel(),
+        folder,
+        mask,
+        out,
+        flow="farneback",
+        overlay=False,
+        cascade_config=CascadeConfig(),
+        progress=False,
+    )
     assert result.num_frames == N and result.name == "frames"
-    assert sorted(p.name for p in (out / "masks").glob("*.png")) == [f"img_{t * 10:03d}.png" for t in range(N)]
+    assert sorted(p.name for p in (out / "masks").glob("*.png")) == [
+        f"img_{t * 10:03d}.png" for t in range(N)
+    ]
     assert set(np.unique(read_label_map(out / "masks" / "img_040.png"))) == {0, 1}
     assert not (out / "overlay.mp4").exists()
     summary = json.loads((out / "summary.json").read_text())

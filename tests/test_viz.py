@@ -126,8 +126,14 @@ def test_path_timeline_png(tmp_path: Path) -> None:
 
 
 def test_sweep_and_ablation_plots(tmp_path: Path) -> None:
-    table = pd.DataFrame({"rho_reid": [2.5, 1.5, 2.0], "J-Mean": [0.6, 0.5, 0.7], "F-Mean": [0.65, 0.55, 0.72],
-                          "J&F-Mean": [0.625, 0.525, 0.71]})
+    table = pd.DataFrame(
+        {
+            "rho_reid": [2.5, 1.5, 2.0],
+            "J-Mean": [0.6, 0.5, 0.7],
+            "F-Mean": [0.65, 0.55, 0.72],
+            "J&F-Mean": [0.625, 0.525, 0.71],
+        }
+    )
     sweep_plot(table, "rho_reid", tmp_path / "sweep.png", figsize=(5.0, 3.0), dpi=40)
     with Image.open(tmp_path / "sweep.png") as image:
         assert image.format == "PNG" and image.size == (200, 120)

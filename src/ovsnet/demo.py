@@ -34,9 +34,17 @@ def train_stage(out: Path, minutes: float, extra: list[str]) -> Path:
     from ovsnet.training import train
 
     budget = time.strftime("%H:%M:%S", time.gmtime(max(minutes, 0.1) * 60))
-    cfg = compose_config("train.yaml", ["experiment=demo", *run_dir_overrides(out, "train"),
-                                        f"trainer.max_time=00:{budget}", "print_config=false",
-                                        *progress_bar_overrides(), *extra])
+    cfg = compose_config(
+        "train.yaml",
+        [
+            "experiment=demo",
+            *run_dir_overrides(out, "train"),
+            f"trainer.max_time=00:{budget}",
+            "print_config=false",
+            *progress_bar_overrides(),
+            *extra,
+        ],
+    )
     try:
         metrics = train(cfg)
     finally:
@@ -51,9 +59,18 @@ def evaluate_stage(out: Path, ckpt: Path, extra: list[str]) -> dict:
     """Segment and score the synthetic validation videos with the trained checkpoint."""
     from ovsnet.evaluation import run_evaluation
 
-    cfg = compose_config("evaluate.yaml", ["data=synthetic", *run_dir_overrides(out, "evaluate"),
-                                           f"ckpt_path={ckpt}", "device=cpu", "logger=csv",
-                                           f"data.root={out}/data/synthetic_demo", *extra])
+    cfg = compose_config(
+        "evaluate.yaml",
+        [
+            "data=synthetic",
+            *run_dir_overrides(out, "evaluate"),
+            f"ckpt_path={ckpt}",
+            "device=cpu",
+            "logger=csv",
+            f"data.root={out}/data/synthetic_demo",
+            *extra,
+        ],
+    )
     return run_evaluation(cfg, loggers=[])
 
 
@@ -73,7 +90,9 @@ def write_videos(out: Path, summary: dict) -> list[Path]:
         written.append(video)
         marker = folder / ".done"
         if marker.is_file():
-            decisions = [{int(k): v for k, v in d.items()} for d in json.loads(marker.read_text())["decisions"]]
+            decisions = [
+                {int(k): v for k, v in d.items()} for d in json.loads(marker.read_text())["decisions"]
+            ]
             if decisions:
                 path_timeline(decisions, out / "videos" / f"{seq.name}_paths.png", title=seq.name)
     return written
@@ -84,8 +103,12 @@ def show_results(summary: dict, per_object: pd.DataFrame | None) -> None:
     table = Table(title="DAVIS metrics on the synthetic validation videos (official protocol)")
     for column in ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"):
         table.add_column(column, justify="right")
-    table.add_row(*(f"{metrics.get(c, float('nan')):.3f}" for c in
-                    ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")))
+    table.add_row(
+        *(
+            f"{metrics.get(c, float('nan')):.3f}"
+            for c in ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+        )
+    )
     console.print(table)
     if per_object is not None and len(per_object):
         objects = Table(title="per object")
@@ -95,8 +118,10 @@ def show_results(summary: dict, per_object: pd.DataFrame | None) -> None:
             objects.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row[:3]))
         console.print(objects)
     counts = summary.get("path_counts", {})
-    console.print(f"[bold]{summary.get('fps', 0):.1f} fps[/] over {summary.get('num_frames', 0)} frames; "
-                  f"paths taken (object-frames): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    console.print(
+        f"[bold]{summary.get('fps', 0):.1f} fps[/] over {summary.get('num_frames', 0)} frames; "
+        f"paths taken (object-frames): " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 def run_demo(out: Path, minutes: float, train_overrides: list[str], eval_overrides: list[str]) -> dict:
@@ -125,11 +150,17 @@ def run_demo(out: Path, minutes: float, train_overrides: list[str], eval_overrid
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("demo_output"))
     parser.add_argument("--minutes", type=float, default=9.0, help="training time budget")
-    parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE", help="extra train.yaml overrides")
-    parser.add_argument("--eval", nargs="*", default=[], metavar="KEY=VALUE", help="extra evaluate.yaml overrides")
+    parser.add_argument(
+        "--train", nargs="*", default=[], metavar="KEY=VALUE", help="extra train.yaml overrides"
+    )
+    parser.add_argument(
+        "--eval", nargs="*", default=[], metavar="KEY=VALUE", help="extra evaluate.yaml overrides"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     return run_demo(args.out, args.minutes, args.train, args.eval)

@@ -76,8 +76,7 @@ _PRESET_LABELS = {
     "no_flow": "OVS-Net (without flow)",
     "base": "OVS-Net (base)",
 }
-_SYMBOLS = {"rho_reid": "ρ_reid", "rho_iou": "ρ_iou", "reid_fraction": "reid fraction",
-            "lambda_refine": "λ"}
+_SYMBOLS = {"rho_reid": "ρ_reid", "rho_iou": "ρ_iou", "reid_fraction": "reid fraction", "lambda_refine": "λ"}
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -122,8 +121,10 @@ def cascade_config(inference: Mapping[str, Any] | None) -> CascadeConfig:
     fields = {f.name for f in dataclasses.fields(CascadeConfig)}
     unknown = sorted(set(values) - fields - set(_INFERENCE_EXTRA_KEYS))
     if unknown:
-        raise ValueError(f"inference config: unknown key(s) {unknown}; CascadeConfig fields are "
-                         f"{sorted(fields)} (plus {list(_INFERENCE_EXTRA_KEYS)})")
+        raise ValueError(
+            f"inference config: unknown key(s) {unknown}; CascadeConfig fields are "
+            f"{sorted(fields)} (plus {list(_INFERENCE_EXTRA_KEYS)})"
+        )
     return CascadeConfig(**{k: v for k, v in values.items() if k in fields})
 
 
@@ -172,10 +173,14 @@ def _stored_model_config(path: Path) -> dict[str, Any]:
     return dict(config)
 
 
-def load_model(ckpt_path: str | os.PathLike | None, device: torch.device | str = "cpu",
-               model_config: Mapping[str, Any] | None = None,
-               model_overrides: Mapping[str, Any] | None = None, random_init: bool = False,
-               cache: bool = True) -> torch.nn.Module:
+def load_model(
+    ckpt_path: str | os.PathLike | None,
+    device: torch.device | str = "cpu",
+    model_config: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    random_init: bool = False,
+    cache: bool = True,
+) -> torch.nn.Module:
     """The network of an :class:`~ovsnet.lightning.module.OVSNetModule` checkpoint, in eval mode.
 
     ``model_config`` replaces the build kwargs stored in the checkpoint; ``model_overrides`` updates them
@@ -190,8 +195,10 @@ def load_model(ckpt_path: str | os.PathLike | None, device: torch.device | str =
     overrides = dict(_plain(model_overrides) or {})
     if ckpt_path is None:
         if not random_init or config is None:
-            raise ValueError("ckpt_path is required: set ckpt_path=<OVSNetModule checkpoint> "
-                             "(random_init=true with a model_config builds random weights, for tests only)")
+            raise ValueError(
+                "ckpt_path is required: set ckpt_path=<OVSNetModule checkpoint> "
+                "(random_init=true with a model_config builds random weights, for tests only)"
+            )
         log.warning("no checkpoint: evaluating a randomly initialised model (random_init=true)")
         return build_model({**config, **overrides}).to(device).eval()
     path = Path(ckpt_path).expanduser()
@@ -199,8 +206,12 @@ def load_model(ckpt_path: str | os.PathLike | None, device: torch.device | str =
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: checkpoint file not found")
     if overrides:
         config = {**(config or _stored_model_config(path)), **overrides}
-    key = (str(path.resolve()), path.stat().st_mtime_ns, str(device),
-           json.dumps(config, sort_keys=True, default=str))
+    key = (
+        str(path.resolve()),
+        path.stat().st_mtime_ns,
+        str(device),
+        json.dumps(config, sort_keys=True, default=str),
+    )
     if cache and key in _MODEL_CACHE:
         log.info("reusing the loaded model of %s", path)
         return _MODEL_CACHE[key]
@@ -212,19 +223,30 @@ def load_model(ckpt_path: str | os.PathLike | None, device: torch.device | str =
     return model
 
 
-def make_segmenter_factory(cfg: Mapping[str, Any] | DictConfig, device: torch.device,
-                           config: CascadeConfig | None = None) -> Callable[[], VideoSegmenter]:
+def make_segmenter_factory(
+    cfg: Mapping[str, Any] | DictConfig, device: torch.device, config: CascadeConfig | None = None
+) -> Callable[[], VideoSegmenter]:
     """``make_segmenter()`` for :func:`~ovsnet.inference.runner.segment_dataset`: loads the model lazily, so a
     run whose sequences are all done loads none."""
     cfg = _as_config(cfg)
     config = config or cascade_config(cfg.get("inference"))
 
     def make() -> VideoSegmenter:
-        model = load_model(cfg.get("ckpt_path"), device, cfg.get("model_config"), cfg.get("model_overrides"),
-                           bool(cfg.get("random_init", False)))
-        return VideoSegmenter(model, make_flow((cfg.get("inference") or {}).get("flow")), config, device,
-                              autocast_dtype=autocast_dtype(cfg.get("precision"), device),
-                              channels_last=bool(cfg.get("channels_last", False)))
+        model = load_model(
+            cfg.get("ckpt_path"),
+            device,
+            cfg.get("model_config"),
+            cfg.get("model_overrides"),
+            bool(cfg.get("random_init", False)),
+        )
+        return VideoSegmenter(
+            model,
+            make_flow((cfg.get("inference") or {}).get("flow")),
+            config,
+            device,
+            autocast_dtype=autocast_dtype(cfg.get("precision"), device),
+            channels_last=bool(cfg.get("channels_last", False)),
+        )
 
     return make
 
@@ -259,8 +281,10 @@ def load_sequences(data: Mapping[str, Any] | DictConfig, split: str) -> list[Vid
             log.info("generating the synthetic dataset in %s", root)
             generate_dataset(root, **dict(_plain(generate)))
         else:
-            raise DataError(f"data.{key}={root}: dataset folder not found (download the dataset there or "
-                            f"override data.{key}=...)")
+            raise DataError(
+                f"data.{key}={root}: dataset folder not found (download the dataset there or "
+                f"override data.{key}=...)"
+            )
     if layout == "segtrack":
         from ovsnet.data.segtrack import load_segtrack
 
@@ -268,8 +292,14 @@ def load_sequences(data: Mapping[str, Any] | DictConfig, split: str) -> list[Vid
     elif layout == "davis":
         from ovsnet.data.davis import load_davis
 
-        sequences = list(load_davis(root, year=int(data.get("year", 2017)), split=split,
-                                    resolution=str(data.get("resolution", "480p"))))
+        sequences = list(
+            load_davis(
+                root,
+                year=int(data.get("year", 2017)),
+                split=split,
+                resolution=str(data.get("resolution", "480p")),
+            )
+        )
     else:
         raise ValueError(f"data.eval_layout must be 'davis' or 'segtrack', got {layout!r}")
     if not sequences:
@@ -277,8 +307,9 @@ def load_sequences(data: Mapping[str, Any] | DictConfig, split: str) -> list[Vid
     return sequences
 
 
-def _select(sequences: list[VideoSequence], names: Sequence[str] | None,
-            limit: int | None) -> list[VideoSequence]:
+def _select(
+    sequences: list[VideoSequence], names: Sequence[str] | None, limit: int | None
+) -> list[VideoSequence]:
     if names:
         by_name = {s.name: s for s in sequences}
         missing = [n for n in names if n not in by_name]
@@ -315,9 +346,13 @@ def summarize_results(results: Sequence[SequenceResult]) -> dict[str, Any]:
     }
 
 
-def contact_sheet_of(sequences: Sequence[VideoSequence], results_dir: str | os.PathLike,
-                     max_sequences: int = 4, frames_per_sequence: int = 4,
-                     tile_width: int = 240) -> np.ndarray | None:
+def contact_sheet_of(
+    sequences: Sequence[VideoSequence],
+    results_dir: str | os.PathLike,
+    max_sequences: int = 4,
+    frames_per_sequence: int = 4,
+    tile_width: int = 240,
+) -> np.ndarray | None:
     """Overlays of the results on a few evenly spaced frames of the first sequences (one row each)."""
     from ovsnet.viz import contact_sheet, overlay
 
@@ -361,12 +396,20 @@ def _log_table(loggers: Sequence[Any], key: str, table: pd.DataFrame) -> None:
                 log.warning("could not log table %s to W&B", key, exc_info=True)
 
 
-def _log_to_loggers(loggers: Sequence[Any], summary: Mapping[str, Any], per_object: pd.DataFrame | None,
-                    sheet: np.ndarray | None, prefix: str = "eval") -> None:
+def _log_to_loggers(
+    loggers: Sequence[Any],
+    summary: Mapping[str, Any],
+    per_object: pd.DataFrame | None,
+    sheet: np.ndarray | None,
+    prefix: str = "eval",
+) -> None:
     if not loggers:
         return
-    scalars: dict[str, float] = {f"{prefix}/{k}": float(v) for k, v in summary.get("metrics", {}).items()
-                                 if isinstance(v, (int, float)) and math.isfinite(float(v))}
+    scalars: dict[str, float] = {
+        f"{prefix}/{k}": float(v)
+        for k, v in summary.get("metrics", {}).items()
+        if isinstance(v, (int, float)) and math.isfinite(float(v))
+    }
     scalars[f"{prefix}/fps"] = float(summary["fps"])
     scalars[f"{prefix}/num_frames"] = float(summary["num_frames"])
     scalars.update({f"{prefix}/paths/{k}": float(v) for k, v in summary["path_counts"].items()})
@@ -394,8 +437,13 @@ def _scorable(sequences: Sequence[VideoSequence]) -> bool:
     return any(len(s.annotated_indices) > 1 for s in sequences)
 
 
-def _score(sequences: Sequence[VideoSequence], results_dir: Path, output_dir: Path, split: str,
-           workers: int | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+def _score(
+    sequences: Sequence[VideoSequence],
+    results_dir: Path,
+    output_dir: Path,
+    split: str,
+    workers: int | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Official DAVIS scores (global row, per-object table).
 
     Writes the official ``global_results-<split>.csv`` / ``per-sequence_results-<split>.csv`` into
@@ -426,8 +474,10 @@ def _guard_results_dir(results_dir: Path, fingerprint: dict[str, Any], skip_done
         if previous is not None and previous != fingerprint:
             keys = set(previous) | set(fingerprint)
             changed = sorted(k for k in keys if previous.get(k) != fingerprint.get(k))
-            raise ValueError(f"results_dir={results_dir} holds results made with other settings ({changed} "
-                             "differ); choose another results_dir, or skip_done=false to overwrite them")
+            raise ValueError(
+                f"results_dir={results_dir} holds results made with other settings ({changed} "
+                "differ); choose another results_dir, or skip_done=false to overwrite them"
+            )
     _write_json(marker, fingerprint)
 
 
@@ -441,8 +491,9 @@ def _job_overrides() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- entry points
-def run_evaluation(cfg: Mapping[str, Any] | DictConfig,
-                   loggers: Sequence[Any] | None = None) -> dict[str, Any]:
+def run_evaluation(
+    cfg: Mapping[str, Any] | DictConfig, loggers: Sequence[Any] | None = None
+) -> dict[str, Any]:
     """Segment, score, write and log one dataset split; returns the run summary (also ``summary.json``).
 
     The summary holds ``metrics`` (the official global row: ``J&F-Mean``, ``J-Mean``, ``F-Mean``...; empty
@@ -459,43 +510,84 @@ def run_evaluation(cfg: Mapping[str, Any] | DictConfig,
     _check_model_source(cfg)
     config = cascade_config(cfg.get("inference"))
     sequences = _select(load_sequences(cfg.data, split), cfg.get("sequences"), cfg.get("max_sequences"))
-    log.info("evaluating %d sequences of %s on %s into %s (inference %s)", len(sequences), split, device,
-             results_dir, (cfg.get("inference") or {}).get("name", "full"))
+    log.info(
+        "evaluating %d sequences of %s on %s into %s (inference %s)",
+        len(sequences),
+        split,
+        device,
+        results_dir,
+        (cfg.get("inference") or {}).get("name", "full"),
+    )
     inference = cfg.get("inference") or {}
-    settings = {**dataclasses.asdict(config), "name": inference.get("name"),
-                "flow": _plain(inference.get("flow"))}
+    settings = {
+        **dataclasses.asdict(config),
+        "name": inference.get("name"),
+        "flow": _plain(inference.get("flow")),
+    }
     skip_done = bool(cfg.get("skip_done", True))
     ckpt = cfg.get("ckpt_path")
-    _guard_results_dir(results_dir, {
-        "ckpt_path": str(Path(str(ckpt)).expanduser().resolve()) if ckpt else None,
-        "model_config": _plain(cfg.get("model_config")),
-        "model_overrides": _plain(cfg.get("model_overrides")),
-        "random_init": bool(cfg.get("random_init", False)), "precision": str(cfg.get("precision", "32")),
-        "inference": settings}, skip_done)
+    _guard_results_dir(
+        results_dir,
+        {
+            "ckpt_path": str(Path(str(ckpt)).expanduser().resolve()) if ckpt else None,
+            "model_config": _plain(cfg.get("model_config")),
+            "model_overrides": _plain(cfg.get("model_overrides")),
+            "random_init": bool(cfg.get("random_init", False)),
+            "precision": str(cfg.get("precision", "32")),
+            "inference": settings,
+        },
+        skip_done,
+    )
     start = time.perf_counter()
-    results = segment_dataset(make_segmenter_factory(cfg, device, config), sequences, results_dir,
-                              skip_done=skip_done, progress=bool(cfg.get("progress", True)))
-    summary: dict[str, Any] = {"task": "dataset", "split": split, "device": str(device),
-                               "ckpt_path": cfg.get("ckpt_path"), "results_dir": str(results_dir),
-                               **summarize_results(results), "wall_seconds": time.perf_counter() - start}
+    results = segment_dataset(
+        make_segmenter_factory(cfg, device, config),
+        sequences,
+        results_dir,
+        skip_done=skip_done,
+        progress=bool(cfg.get("progress", True)),
+    )
+    summary: dict[str, Any] = {
+        "task": "dataset",
+        "split": split,
+        "device": str(device),
+        "ckpt_path": cfg.get("ckpt_path"),
+        "results_dir": str(results_dir),
+        **summarize_results(results),
+        "wall_seconds": time.perf_counter() - start,
+    }
     metrics: dict[str, float] = {}
     per_object = None
     if cfg.get("score", True) and _scorable(sequences):
         metrics, per_object = _score(sequences, results_dir, output_dir, split, cfg.get("score_workers"))
     elif cfg.get("score", True):
-        log.warning("split %s has no ground truth beyond the first frames: results written, not scored "
-                    "(DAVIS test-dev is scored by the challenge server)", split)
+        log.warning(
+            "split %s has no ground truth beyond the first frames: results written, not scored "
+            "(DAVIS test-dev is scored by the challenge server)",
+            split,
+        )
     summary["metrics"] = metrics
-    summary["sequences"] = {r.name: {"num_frames": r.num_frames, "fps": r.fps, "skipped": r.skipped,
-                                     "path_counts": dict(r.path_counts)} for r in results}
+    summary["sequences"] = {
+        r.name: {
+            "num_frames": r.num_frames,
+            "fps": r.fps,
+            "skipped": r.skipped,
+            "path_counts": dict(r.path_counts),
+        }
+        for r in results
+    }
     summary["inference"] = settings
     summary["overrides"] = _job_overrides()
     summary["config"] = _plain(cfg)
     sheet = None
     media = cfg.get("media") or {}
     if media.get("enabled", True):
-        sheet = contact_sheet_of(sequences, results_dir, int(media.get("num_sequences", 4)),
-                                 int(media.get("frames_per_sequence", 4)), int(media.get("tile_width", 240)))
+        sheet = contact_sheet_of(
+            sequences,
+            results_dir,
+            int(media.get("num_sequences", 4)),
+            int(media.get("frames_per_sequence", 4)),
+            int(media.get("tile_width", 240)),
+        )
         if sheet is not None:
             from ovsnet.viz import save_png
 
@@ -503,9 +595,16 @@ def run_evaluation(cfg: Mapping[str, Any] | DictConfig,
     _write_json(output_dir / SUMMARY_FILE, summary)
     _log_to_loggers(loggers, summary, per_object, sheet)
     nan = float("nan")
-    log.info("J&F %.4f  J %.4f  F %.4f  |  %.2f fps over %d frames  |  paths %s  |  %s",
-             metrics.get("J&F-Mean", nan), metrics.get("J-Mean", nan), metrics.get("F-Mean", nan),
-             summary["fps"], summary["num_frames"], summary["path_counts"], output_dir / SUMMARY_FILE)
+    log.info(
+        "J&F %.4f  J %.4f  F %.4f  |  %.2f fps over %d frames  |  paths %s  |  %s",
+        metrics.get("J&F-Mean", nan),
+        metrics.get("J-Mean", nan),
+        metrics.get("F-Mean", nan),
+        summary["fps"],
+        summary["num_frames"],
+        summary["path_counts"],
+        output_dir / SUMMARY_FILE,
+    )
     return summary
 
 
@@ -521,15 +620,27 @@ def run_video(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
             raise FileNotFoundError(f"{key}={cfg.get(key)}: not found")
     _check_model_source(cfg)
     device = resolve_device(cfg.get("device", "auto"))
-    model = load_model(cfg.get("ckpt_path"), device, cfg.get("model_config"), cfg.get("model_overrides"),
-                       bool(cfg.get("random_init", False)))
+    model = load_model(
+        cfg.get("ckpt_path"),
+        device,
+        cfg.get("model_config"),
+        cfg.get("model_overrides"),
+        bool(cfg.get("random_init", False)),
+    )
     out_dir = Path(str(cfg.get("video_out_dir") or Path(str(cfg.output_dir)) / "video"))
     inference = cfg.get("inference") or {}
-    result = segment_video(model, Path(str(cfg.video)), Path(str(cfg.first_mask)), out_dir, device=device,
-                           flow=make_flow(inference.get("flow")), cascade_config=cascade_config(inference),
-                           overlay=bool(cfg.get("overlay", True)),
-                           autocast=autocast_dtype(cfg.get("precision"), device),
-                           progress=bool(cfg.get("progress", True)))
+    result = segment_video(
+        model,
+        Path(str(cfg.video)),
+        Path(str(cfg.first_mask)),
+        out_dir,
+        device=device,
+        flow=make_flow(inference.get("flow")),
+        cascade_config=cascade_config(inference),
+        overlay=bool(cfg.get("overlay", True)),
+        autocast=autocast_dtype(cfg.get("precision"), device),
+        progress=bool(cfg.get("progress", True)),
+    )
     summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "decisions"}
     summary.update(task="video", video=str(cfg.video), out_dir=str(out_dir))
     _write_json(Path(str(cfg.output_dir)) / SUMMARY_FILE, summary)
@@ -621,8 +732,9 @@ def _markdown(table: pd.DataFrame, columns: Sequence[str], best: Sequence[str]) 
     return "\n".join(lines) + "\n"
 
 
-def summarize_sweep(multirun_dir: str | os.PathLike, swept_key: str | None = None,
-                    out_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def summarize_sweep(
+    multirun_dir: str | os.PathLike, swept_key: str | None = None, out_dir: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """The paper-style table of a multirun: one row per run (``summary.json``), sorted by the swept value.
 
     Columns: the swept key, ``Methods`` (paper-style label), ``J-Mean``, ``F-Mean``, ``J&F-Mean`` (the paper's
@@ -633,14 +745,16 @@ def summarize_sweep(multirun_dir: str | os.PathLike, swept_key: str | None = Non
     root = Path(multirun_dir)
     runs = _read_runs(root)
     if not runs:
-        raise FileNotFoundError(f"{root}: no {SUMMARY_FILE} in any run directory "
-                                "(is it a multirun of evaluate.py?)")
+        raise FileNotFoundError(
+            f"{root}: no {SUMMARY_FILE} in any run directory (is it a multirun of evaluate.py?)"
+        )
     if swept_key is None:
         values = [_override_values(s.get("overrides") or []) for _, s in runs]
         varying = sorted({k for v in values for k in v if len({str(x.get(k)) for x in values}) > 1})
         if len(varying) != 1:
-            raise ValueError(f"{root}: cannot tell the swept key ({varying or 'no override varies'}); "
-                             "pass --key")
+            raise ValueError(
+                f"{root}: cannot tell the swept key ({varying or 'no override varies'}); pass --key"
+            )
         swept_key = varying[0]
     rows = []
     for run_dir, s in runs:
@@ -672,8 +786,14 @@ def summarize_sweep(multirun_dir: str | os.PathLike, swept_key: str | None = Non
             ablation_bar_plot(table, "Methods", plot, title=f"{swept_key} ({len(table)} runs)")
     else:
         log.warning("%s: no run has scores; no plot written", root)
-    log.info("sweep over %s (%d runs): %s, %s, %s", swept_key, len(table), out / f"{stem}.md",
-             out / f"{stem}.csv", plot)
+    log.info(
+        "sweep over %s (%d runs): %s, %s, %s",
+        swept_key,
+        len(table),
+        out / f"{stem}.md",
+        out / f"{stem}.csv",
+        plot,
+    )
     return table
 
 

@@ -17,8 +17,17 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-__all__ = ["CONF_DIR", "compose_config", "finish_wandb", "instantiate_group", "print_config",
-           "progress_bar_overrides", "run_dir_overrides", "train", "use_wandb_offline_without_key"]
+__all__ = [
+    "CONF_DIR",
+    "compose_config",
+    "finish_wandb",
+    "instantiate_group",
+    "print_config",
+    "progress_bar_overrides",
+    "run_dir_overrides",
+    "train",
+    "use_wandb_offline_without_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +57,13 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
 
 def run_dir_overrides(root: Path, stage: str) -> list[str]:
     """``paths.*`` overrides that keep a scripted run (demo, ablation) and all its outputs under ``root``."""
-    return [f"paths.root_dir={root}", f"paths.data_dir={root}/data", f"paths.log_dir={root}/logs",
-            f"paths.ckpt_dir={root}/checkpoints", f"paths.output_dir={root}/{stage}"]
+    return [
+        f"paths.root_dir={root}",
+        f"paths.data_dir={root}/data",
+        f"paths.log_dir={root}/logs",
+        f"paths.ckpt_dir={root}/checkpoints",
+        f"paths.output_dir={root}/{stage}",
+    ]
 
 
 def progress_bar_overrides() -> list[str]:
@@ -61,8 +75,11 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Every ``_target_`` entry of a callbacks/logger group (an empty or missing group gives [])."""
     if not group:
         return []
-    return [hydra.utils.instantiate(node) for node in group.values()
-            if isinstance(node, DictConfig) and "_target_" in node]
+    return [
+        hydra.utils.instantiate(node)
+        for node in group.values()
+        if isinstance(node, DictConfig) and "_target_" in node
+    ]
 
 
 def use_wandb_offline_without_key() -> None:

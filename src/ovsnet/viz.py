@@ -96,8 +96,9 @@ def _label_anchor(mask: np.ndarray) -> tuple[int, int]:
     return int(xs[nearest]), int(ys[nearest])
 
 
-def overlay(frame: np.ndarray, label_map: np.ndarray, alpha: float = 0.5, draw_ids: bool = True,
-            contours: bool = True) -> np.ndarray:
+def overlay(
+    frame: np.ndarray, label_map: np.ndarray, alpha: float = 0.5, draw_ids: bool = True, contours: bool = True
+) -> np.ndarray:
     """Blend DAVIS-palette object colours over ``frame``; add each object's contour and id.
 
     Only object pixels (1..254) change colour, so the background stays the untouched frame; contours are
@@ -106,7 +107,9 @@ def overlay(frame: np.ndarray, label_map: np.ndarray, alpha: float = 0.5, draw_i
     frame = _check_rgb(frame, "overlay frame")
     labels = np.asarray(label_map)
     if labels.shape != frame.shape[:2]:
-        raise DataError(f"overlay: label map size {labels.shape} differs from the frame size {frame.shape[:2]}")
+        raise DataError(
+            f"overlay: label map size {labels.shape} differs from the frame size {frame.shape[:2]}"
+        )
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"overlay alpha must be in [0, 1], got {alpha}")
     labels = labels.astype(np.uint8, copy=False)
@@ -139,8 +142,14 @@ def _fit_width(image: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def contact_sheet(frames_or_overlays: Sequence[np.ndarray], columns: int, tile_width: int,
-                  labels: Sequence[str] | None = None, gap: int = 4, background: int = 32) -> np.ndarray:
+def contact_sheet(
+    frames_or_overlays: Sequence[np.ndarray],
+    columns: int,
+    tile_width: int,
+    labels: Sequence[str] | None = None,
+    gap: int = 4,
+    background: int = 32,
+) -> np.ndarray:
     """A grid of thumbnails ``tile_width`` wide (rows as tall as the tallest tile), with captions below.
 
     The sheet is ``columns * tile_width + (columns + 1) * gap`` pixels wide; rows are added as needed.
@@ -159,15 +168,18 @@ def contact_sheet(frames_or_overlays: Sequence[np.ndarray], columns: int, tile_w
     caption_h = 0 if labels is None else cv2.getTextSize("Hg", _FONT, scale, stroke)[0][1] + 2 * gap + 2
     rows = -(-len(tiles) // columns)
     cell_h = tile_h + caption_h
-    sheet = np.full((rows * cell_h + (rows + 1) * gap, columns * tile_width + (columns + 1) * gap, 3),
-                    background, dtype=np.uint8)
+    sheet = np.full(
+        (rows * cell_h + (rows + 1) * gap, columns * tile_width + (columns + 1) * gap, 3),
+        background,
+        dtype=np.uint8,
+    )
     for i, tile in enumerate(tiles):
         row, col = divmod(i, columns)
         y = gap + row * (cell_h + gap)
         x = gap + col * (tile_width + gap)
-        sheet[y:y + tile.shape[0], x:x + tile_width] = tile
+        sheet[y : y + tile.shape[0], x : x + tile_width] = tile
         if labels is not None:
-            cell = sheet[y + tile_h:y + cell_h, x:x + tile_width]
+            cell = sheet[y + tile_h : y + cell_h, x : x + tile_width]
             _put_text(cell, str(labels[i]), (tile_width // 2, caption_h // 2), scale, stroke)
     return sheet
 
@@ -176,13 +188,20 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 image (H×W gray, H×W×3 RGB or H×W×4 RGBA) as a PNG, atomically."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
-        raise DataError(f"save_png {path}: image must be uint8 HxW, HxWx3 or HxWx4, got {image.dtype} {image.shape}")
+        raise DataError(
+            f"save_png {path}: image must be uint8 HxW, HxWx3 or HxWx4, got {image.dtype} {image.shape}"
+        )
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def write_overlay_video(frames: Iterable[np.ndarray], label_maps: Iterable[np.ndarray],
-                        path: str | os.PathLike, fps: float, **overlay_kwargs: Any) -> int:
+def write_overlay_video(
+    frames: Iterable[np.ndarray],
+    label_maps: Iterable[np.ndarray],
+    path: str | os.PathLike,
+    fps: float,
+    **overlay_kwargs: Any,
+) -> int:
     """Stream ``overlay(frame, labels)`` into a video file (atomic); returns the number of frames written.
 
     Both inputs are consumed lazily, one frame at a time, so arbitrarily long videos fit in memory.
@@ -204,9 +223,14 @@ def _save_figure(fig: Figure, path: str | os.PathLike, dpi: int) -> None:
         fig.savefig(tmp, format="png", dpi=dpi)
 
 
-def path_timeline(decisions: Sequence[Mapping[int, str]], path: str | os.PathLike, first_frame: int = 1,
-                  figsize: tuple[float, float] = (10.0, 3.0), dpi: int = 100,
-                  title: str | None = None) -> None:
+def path_timeline(
+    decisions: Sequence[Mapping[int, str]],
+    path: str | os.PathLike,
+    first_frame: int = 1,
+    figsize: tuple[float, float] = (10.0, 3.0),
+    dpi: int = 100,
+    title: str | None = None,
+) -> None:
     """PNG of the cascade path (iou / reid / flow / absent) per object (rows) per frame (columns).
 
     ``decisions[t]`` maps object id → path for frame ``first_frame + t`` (the segmenter's ``decisions``:
@@ -220,28 +244,47 @@ def path_timeline(decisions: Sequence[Mapping[int, str]], path: str | os.PathLik
     for t, frame_decisions in enumerate(decisions):
         for obj, taken in frame_decisions.items():
             if taken not in PATH_COLOURS:
-                raise ValueError(f"path_timeline: unknown path {taken!r} for object {obj} at frame "
-                                 f"{first_frame + t}; expected one of {names[:-1]}")
+                raise ValueError(
+                    f"path_timeline: unknown path {taken!r} for object {obj} at frame "
+                    f"{first_frame + t}; expected one of {names[:-1]}"
+                )
             codes[row_of[int(obj)], t] = names.index(taken)
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
     cmap = ListedColormap([PATH_COLOURS[n] for n in names])
     extent = (first_frame - 0.5, first_frame + codes.shape[1] - 0.5, codes.shape[0] - 0.5, -0.5)
-    ax.imshow(codes, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, aspect="auto", interpolation="nearest",
-              extent=extent)
+    ax.imshow(
+        codes,
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=len(names) - 0.5,
+        aspect="auto",
+        interpolation="nearest",
+        extent=extent,
+    )
     ax.set_yticks(range(len(objects)), [str(o) for o in objects])
     ax.set_xlabel("frame")
     ax.set_ylabel("object")
     ax.set_title(title or "association path per object and frame")
     used = {names[c] for c in np.unique(codes)} if decisions else set()
-    handles = [Patch(facecolor=PATH_COLOURS[n], edgecolor="black", linewidth=0.5, label=n)
-               for n in names if n in used or n != "untracked"]
+    handles = [
+        Patch(facecolor=PATH_COLOURS[n], edgecolor="black", linewidth=0.5, label=n)
+        for n in names
+        if n in used or n != "untracked"
+    ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save_figure(fig, path, dpi)
 
 
-def sweep_plot(table: Any, x: str, path: str | os.PathLike, metrics: Sequence[str] = SWEEP_METRICS,
-               figsize: tuple[float, float] = (6.0, 4.0), dpi: int = 100, title: str | None = None) -> None:
+def sweep_plot(
+    table: Any,
+    x: str,
+    path: str | os.PathLike,
+    metrics: Sequence[str] = SWEEP_METRICS,
+    figsize: tuple[float, float] = (6.0, 4.0),
+    dpi: int = 100,
+    title: str | None = None,
+) -> None:
     """PNG of J-Mean, F-Mean and J&F-Mean (those present) against the swept column ``x`` of a pandas table.
 
     Lines with markers, sorted by ``x``; the row with the best J&F-Mean (else the first metric) is marked
@@ -261,8 +304,17 @@ def sweep_plot(table: Any, x: str, path: str | os.PathLike, metrics: Sequence[st
         ax.plot(data[x], data[metric], marker="o", label=metric)
     key = "J&F-Mean" if "J&F-Mean" in present else present[0]
     best = data.loc[data[key].idxmax()]
-    ax.plot([best[x]], [best[key]], marker="*", markersize=16, color="gold", markeredgecolor="black",
-            linestyle="none", label=f"best {key} {best[key]:.3f} at {x}={best[x]:g}", zorder=5)
+    ax.plot(
+        [best[x]],
+        [best[key]],
+        marker="*",
+        markersize=16,
+        color="gold",
+        markeredgecolor="black",
+        linestyle="none",
+        label=f"best {key} {best[key]:.3f} at {x}={best[x]:g}",
+        zorder=5,
+    )
     ax.set_xlabel(x)
     ax.set_ylabel("score")
     ax.set_title(title or f"sweep of {x}")
@@ -271,13 +323,22 @@ def sweep_plot(table: Any, x: str, path: str | os.PathLike, metrics: Sequence[st
     _save_figure(fig, path, dpi)
 
 
-def ablation_bar_plot(table: Any, label: str, path: str | os.PathLike, metrics: Sequence[str] = SWEEP_METRICS,
-                      figsize: tuple[float, float] = (7.0, 4.0), dpi: int = 100, title: str | None = None) -> None:
+def ablation_bar_plot(
+    table: Any,
+    label: str,
+    path: str | os.PathLike,
+    metrics: Sequence[str] = SWEEP_METRICS,
+    figsize: tuple[float, float] = (7.0, 4.0),
+    dpi: int = 100,
+    title: str | None = None,
+) -> None:
     """PNG of grouped bars: one group per row (named by column ``label``), one bar per metric present."""
     present = [m for m in metrics if m in table.columns]
     if label not in table.columns or not present:
-        raise KeyError(f"ablation_bar_plot: need column {label!r} and one of {list(metrics)} "
-                       f"(columns: {list(table.columns)})")
+        raise KeyError(
+            f"ablation_bar_plot: need column {label!r} and one of {list(metrics)} "
+            f"(columns: {list(table.columns)})"
+        )
     positions = np.arange(len(table))
     width = 0.8 / len(present)
     fig = Figure(figsize=figsize, layout="constrained")
@@ -290,4 +351,3 @@ def ablation_bar_plot(table: Any, label: str, path: str | os.PathLike, metrics: 
     ax.set_title(title or "ablation")
     ax.legend(loc="best")
     _save_figure(fig, path, dpi)
-

@@ -94,8 +94,10 @@ class COCOInstances(Dataset):
         info = self.coco.loadImgs([image_id])[0]
         image = read_frame(self.image_dir / info["file_name"])
         if image.shape[:2] != (int(info["height"]), int(info["width"])):
-            raise DataError(f"{self.image_dir / info['file_name']}: size {image.shape[:2]} differs from "
-                            f"{self.ann_file} ({info['height']}, {info['width']})")
+            raise DataError(
+                f"{self.image_dir / info['file_name']}: size {image.shape[:2]} differs from "
+                f"{self.ann_file} ({info['height']}, {info['width']})"
+            )
         anns = self._annotations(image_id)
         return image, self._masks(anns, info), anns
 

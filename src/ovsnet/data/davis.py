@@ -67,8 +67,14 @@ def read_split_file(path: str | os.PathLike) -> list[str]:
     return names
 
 
-def davis_sequence(root: str | os.PathLike, name: str, resolution: str = "480p", single_object: bool = False,
-                   *, require_first_annotation: bool = True) -> VideoSequence:
+def davis_sequence(
+    root: str | os.PathLike,
+    name: str,
+    resolution: str = "480p",
+    single_object: bool = False,
+    *,
+    require_first_annotation: bool = True,
+) -> VideoSequence:
     """One DAVIS-layout sequence folder; frames and annotations are paired by file stem.
 
     ``require_first_annotation=False`` allows unannotated folders (plain inference on a DAVIS-layout copy).
@@ -80,35 +86,44 @@ def davis_sequence(root: str | os.PathLike, name: str, resolution: str = "480p",
         raise DataError(f"sequence {name!r}: frame folder {frame_dir} does not exist; {DAVIS_LAYOUT}")
     frames = list_frames(frame_dir, _FRAME_EXTENSIONS)
     if not frames:
-        raise DataError(f"sequence {name!r}: frame folder {frame_dir} holds no images "
-                        f"({', '.join(_FRAME_EXTENSIONS)})")
+        raise DataError(
+            f"sequence {name!r}: frame folder {frame_dir} holds no images ({', '.join(_FRAME_EXTENSIONS)})"
+        )
     index_of = _index_by_stem(frames, name)
     annotations: dict[int, Path] = {}
     if ann_dir.is_dir():
         for png in list_frames(ann_dir, (".png",)):
             if png.stem not in index_of:
-                raise DataError(f"sequence {name!r}: annotation {png} has no matching frame "
-                                f"{frame_dir / (png.stem + '.jpg')}")
+                raise DataError(
+                    f"sequence {name!r}: annotation {png} has no matching frame "
+                    f"{frame_dir / (png.stem + '.jpg')}"
+                )
             annotations[index_of[png.stem]] = png
     if require_first_annotation and 0 not in annotations:
-        raise DataError(f"sequence {name!r}: the first frame {frames[0]} has no annotation; expected "
-                        f"{ann_dir / (frames[0].stem + '.png')}")
-    return VideoSequence(name=name, frame_paths=frames, annotation_paths=annotations,
-                         single_object=single_object)
+        raise DataError(
+            f"sequence {name!r}: the first frame {frames[0]} has no annotation; expected "
+            f"{ann_dir / (frames[0].stem + '.png')}"
+        )
+    return VideoSequence(
+        name=name, frame_paths=frames, annotation_paths=annotations, single_object=single_object
+    )
 
 
 def _index_by_stem(frames: list[Path], name: str) -> dict[str, int]:
     index_of: dict[str, int] = {}
     for i, frame in enumerate(frames):
         if frame.stem in index_of:
-            raise DataError(f"sequence {name!r}: two frames share the name {frame.stem!r}: "
-                            f"{frames[index_of[frame.stem]]} and {frame}")
+            raise DataError(
+                f"sequence {name!r}: two frames share the name {frame.stem!r}: "
+                f"{frames[index_of[frame.stem]]} and {frame}"
+            )
         index_of[frame.stem] = i
     return index_of
 
 
-def load_davis(root: str | os.PathLike, year: int = 2017, split: str = "val",
-               resolution: str = "480p") -> list[VideoSequence]:
+def load_davis(
+    root: str | os.PathLike, year: int = 2017, split: str = "val", resolution: str = "480p"
+) -> list[VideoSequence]:
     """The sequences of a DAVIS split, in split-file order (2016: single-object, see the module docstring)."""
     root = Path(root)
     if not root.is_dir():
@@ -124,10 +139,14 @@ def load_davis(root: str | os.PathLike, year: int = 2017, split: str = "val",
     elif year == 2016:
         frame_list = _find_frame_list(root, split, resolution)
         if frame_list is None:
-            candidates = [list_file] + [root / "ImageSets" / r / f"{split}.txt"
-                                        for r in _RESOLUTION_ALIASES.get(resolution, (resolution,))]
-            raise DataError(f"DAVIS 2016 split {split!r} not found: none of "
-                            f"{', '.join(map(str, candidates))} exists; {DAVIS_LAYOUT}")
+            candidates = [list_file] + [
+                root / "ImageSets" / r / f"{split}.txt"
+                for r in _RESOLUTION_ALIASES.get(resolution, (resolution,))
+            ]
+            raise DataError(
+                f"DAVIS 2016 split {split!r} not found: none of "
+                f"{', '.join(map(str, candidates))} exists; {DAVIS_LAYOUT}"
+            )
         sequences = _load_frame_list(root, frame_list)
     else:
         raise DataError(f"DAVIS {year} split file {list_file} does not exist; {DAVIS_LAYOUT}")
@@ -160,14 +179,17 @@ def _load_frame_list(root: Path, list_file: Path) -> list[VideoSequence]:
         if len(parts) == 2:
             annotation = root / parts[1].lstrip("/")
             if not annotation.is_file():
-                raise DataError(f"{list_file} line {number}: annotation {annotation} of sequence {name!r} "
-                                f"(frame {frame.name}) does not exist")
+                raise DataError(
+                    f"{list_file} line {number}: annotation {annotation} of sequence {name!r} "
+                    f"(frame {frame.name}) does not exist"
+                )
             annotations[len(frames)] = annotation
         frames.append(frame)
     sequences = []
     for name, (frames, annotations) in groups.items():
         if 0 not in annotations:
             raise DataError(f"{list_file}: sequence {name!r}: the first frame {frames[0]} has no annotation")
-        sequences.append(VideoSequence(name=name, frame_paths=frames, annotation_paths=annotations,
-                                       single_object=True))
+        sequences.append(
+            VideoSequence(name=name, frame_paths=frames, annotation_paths=annotations, single_object=True)
+        )
     return sequences

@@ -54,8 +54,9 @@ class SegTrackSequence(VideoSequence):
     threshold: int = 0
 
     def __post_init__(self) -> None:
-        self.mask_paths = {int(i): {int(k): Path(p) for k, p in masks.items()}
-                           for i, masks in self.mask_paths.items()}
+        self.mask_paths = {
+            int(i): {int(k): Path(p) for k, p in masks.items()} for i, masks in self.mask_paths.items()
+        }
         for index, masks in self.mask_paths.items():
             if not masks:
                 raise DataError(f"sequence {self.name!r}: frame {index} has an empty mask set")
@@ -76,8 +77,10 @@ class SegTrackSequence(VideoSequence):
             if labels is None:
                 labels, first = np.zeros(mask.shape, dtype=np.uint8), path
             elif mask.shape != labels.shape:
-                raise DataError(f"sequence {self.name!r}: mask {path} has size {mask.shape} but {first} "
-                                f"has {labels.shape}")
+                raise DataError(
+                    f"sequence {self.name!r}: mask {path} has size {mask.shape} but {first} "
+                    f"has {labels.shape}"
+                )
             labels[mask] = object_id  # later objects overwrite earlier ones where they overlap
         assert labels is not None
         return labels
@@ -104,8 +107,9 @@ def _listed_frames(root: Path, name: str, frame_dir: Path) -> list[Path] | None:
     for stem in stems:
         stem = Path(stem).stem if Path(stem).suffix.lower() in _IMAGE_EXTENSIONS else stem
         if stem not in by_stem:
-            raise DataError(f"sequence {name!r}: {list_file} lists frame {stem!r} but "
-                            f"{frame_dir / stem}.* does not exist")
+            raise DataError(
+                f"sequence {name!r}: {list_file} lists frame {stem!r} but {frame_dir / stem}.* does not exist"
+            )
         frames.append(by_stem[stem])
     return frames
 
@@ -118,13 +122,15 @@ def _object_dirs(gt_dir: Path, name: str) -> dict[int, Path]:
     objects: dict[int, Path] = {}
     for sub in subdirs:
         if not sub.name.isdigit():
-            raise DataError(f"sequence {name!r}: ground-truth sub-folder {sub} is not an object number; "
-                            f"{SEGTRACK_LAYOUT}")
+            raise DataError(
+                f"sequence {name!r}: ground-truth sub-folder {sub} is not an object number; {SEGTRACK_LAYOUT}"
+            )
         objects[int(sub.name)] = sub
     loose = list_frames(gt_dir, _IMAGE_EXTENSIONS)
     if loose:
-        log.warning("sequence %r: ignoring %d mask files next to the object folders in %s",
-                    name, len(loose), gt_dir)
+        log.warning(
+            "sequence %r: ignoring %d mask files next to the object folders in %s", name, len(loose), gt_dir
+        )
     return dict(sorted(objects.items()))
 
 
@@ -134,16 +140,22 @@ def _match_masks(frames: list[Path], mask_dir: Path, name: str) -> list[Path]:
     if all(f.stem in by_stem for f in frames):
         return [by_stem[f.stem] for f in frames]
     if len(masks) == len(frames):
-        log.info("sequence %r: mask names in %s differ from the frame names; pairing in sorted order",
-                 name, mask_dir)
+        log.info(
+            "sequence %r: mask names in %s differ from the frame names; pairing in sorted order",
+            name,
+            mask_dir,
+        )
         return masks
     missing = next(f for f in frames if f.stem not in by_stem)
-    raise DataError(f"sequence {name!r}: no mask for frame {missing.name}: expected "
-                    f"{mask_dir / missing.stem}.png ({len(masks)} masks for {len(frames)} frames)")
+    raise DataError(
+        f"sequence {name!r}: no mask for frame {missing.name}: expected "
+        f"{mask_dir / missing.stem}.png ({len(masks)} masks for {len(frames)} frames)"
+    )
 
 
-def segtrack_sequence(root: str | os.PathLike, name: str, threshold: int = 0,
-                      single_object: bool = False) -> SegTrackSequence:
+def segtrack_sequence(
+    root: str | os.PathLike, name: str, threshold: int = 0, single_object: bool = False
+) -> SegTrackSequence:
     """One SegTrack v2 sequence (every frame annotated)."""
     root = Path(root)
     frame_dir = root / "JPEGImages" / name
@@ -159,12 +171,14 @@ def segtrack_sequence(root: str | os.PathLike, name: str, threshold: int = 0,
         raise DataError(f"sequence {name!r}: frame folder {frame_dir} holds no images")
     per_object = {k: _match_masks(frames, d, name) for k, d in _object_dirs(gt_dir, name).items()}
     mask_paths = {i: {k: paths[i] for k, paths in per_object.items()} for i in range(len(frames))}
-    return SegTrackSequence(name=name, frame_paths=frames, single_object=single_object,
-                            mask_paths=mask_paths, threshold=threshold)
+    return SegTrackSequence(
+        name=name, frame_paths=frames, single_object=single_object, mask_paths=mask_paths, threshold=threshold
+    )
 
 
-def load_segtrack(root: str | os.PathLike, threshold: int = 0,
-                  single_object: bool = False) -> list[SegTrackSequence]:
+def load_segtrack(
+    root: str | os.PathLike, threshold: int = 0, single_object: bool = False
+) -> list[SegTrackSequence]:
     """All SegTrack v2 sequences, in ``ImageSets/all.txt`` order when it exists, else sorted by name."""
     root = Path(root)
     if not root.is_dir():

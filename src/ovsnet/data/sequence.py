@@ -46,15 +46,18 @@ class VideoSequence:
             raise DataError(f"sequence {self.name!r} has no frames")
         for index in self.annotation_paths:
             if not 0 <= index < len(self.frame_paths):
-                raise DataError(f"sequence {self.name!r}: annotation for frame {index} but only "
-                                f"{len(self.frame_paths)} frames")
+                raise DataError(
+                    f"sequence {self.name!r}: annotation for frame {index} but only "
+                    f"{len(self.frame_paths)} frames"
+                )
 
     def __len__(self) -> int:
         return len(self.frame_paths)
 
     def __repr__(self) -> str:
-        return (f"VideoSequence(name={self.name!r}, frames={len(self)}, "
-                f"annotated={len(self.annotated_indices)})")
+        return (
+            f"VideoSequence(name={self.name!r}, frames={len(self)}, annotated={len(self.annotated_indices)})"
+        )
 
     @property
     def frame_names(self) -> list[str]:
@@ -91,10 +94,14 @@ class VideoSequence:
         labels = self._read_label_map(index)
         if labels.shape != self.size:
             where = self.annotation_paths.get(index, f"frame {index}")
-            raise DataError(f"sequence {self.name!r}: annotation {where} has size {labels.shape} but the "
-                            f"frames are {self.size}")
+            raise DataError(
+                f"sequence {self.name!r}: annotation {where} has size {labels.shape} but the "
+                f"frames are {self.size}"
+            )
         if self.single_object:
-            labels = np.where(labels == VOID_LABEL, VOID_LABEL, (labels > 0).astype(np.uint8)).astype(np.uint8)
+            labels = np.where(labels == VOID_LABEL, VOID_LABEL, (labels > 0).astype(np.uint8)).astype(
+                np.uint8
+            )
         return labels
 
     @property

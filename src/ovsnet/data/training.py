@@ -72,7 +72,9 @@ class VideoFrameDataset(Dataset):
         cls, sequences: Sequence[VideoSequence], frame_stride: int = 1, **kwargs: Any
     ) -> VideoFrameDataset:
         """Every ``frame_stride``-th annotated frame of every sequence."""
-        refs = [FrameRef(v, i) for v, seq in enumerate(sequences) for i in seq.annotated_indices[::frame_stride]]
+        refs = [
+            FrameRef(v, i) for v, seq in enumerate(sequences) for i in seq.annotated_indices[::frame_stride]
+        ]
         return cls(sequences, refs, **kwargs)
 
     def __len__(self) -> int:
@@ -92,8 +94,10 @@ class VideoFrameDataset(Dataset):
         if labels is None:
             raise DataError(f"sequence {seq.name!r}: frame {ref.frame} is not annotated")
         if labels.shape != image.shape[:2]:
-            raise DataError(f"sequence {seq.name!r}: frame {ref.frame} image {image.shape[:2]} vs "
-                            f"annotation {labels.shape}")
+            raise DataError(
+                f"sequence {seq.name!r}: frame {ref.frame} image {image.shape[:2]} vs "
+                f"annotation {labels.shape}"
+            )
         if ref.lucid >= 0:
             rng = np.random.default_rng([self.seed, self.epoch, index, ref.lucid])
             image, labels = self.lucid.sample(image, labels, rng)
@@ -165,8 +169,11 @@ class VideoBatchSampler(Sampler[list[int]]):
     def _frames(self, rng: np.random.Generator, video: int) -> list[int]:
         items = self.items_by_video[video]
         replace = len(items) < self.frames_per_video
-        chosen = rng.choice(len(items), size=self.frames_per_video, replace=replace) if self.shuffle else (
-            np.arange(self.frames_per_video) % len(items))
+        chosen = (
+            rng.choice(len(items), size=self.frames_per_video, replace=replace)
+            if self.shuffle
+            else (np.arange(self.frames_per_video) % len(items))
+        )
         return [items[int(i)] for i in chosen]
 
     def _all_batches(self) -> list[list[int]]:
@@ -178,9 +185,9 @@ class VideoBatchSampler(Sampler[list[int]]):
             if len(order) < self.videos_per_batch:
                 fresh = list(rng.permutation(videos)) if self.shuffle else list(videos)
                 order.extend(int(v) for v in fresh if v not in order[: self.videos_per_batch])
-            chosen, order = order[: self.videos_per_batch], order[self.videos_per_batch:]
+            chosen, order = order[: self.videos_per_batch], order[self.videos_per_batch :]
             batches.append([i for v in chosen for i in self._frames(rng, v)])
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._all_batches()[self.rank:: self.num_replicas]
+        yield from self._all_batches()[self.rank :: self.num_replicas]

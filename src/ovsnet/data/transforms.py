@@ -111,7 +111,7 @@ class SampleTransform:
         ``max_size``; ``image_size`` then only ever shrinks the longest edge."""
         scale = 1.0
         if self.min_sizes:
-            target = (rng.choice(self.min_sizes) if rng is not None else np.random.choice(self.min_sizes))
+            target = rng.choice(self.min_sizes) if rng is not None else np.random.choice(self.min_sizes)
             scale = float(target) / min(height, width)
             if self.max_size:
                 scale = min(scale, float(self.max_size) / max(height, width))

@@ -31,8 +31,20 @@ __all__ = ["VIDEO_EXTENSIONS", "VideoWriter", "iter_video_frames", "video_info"]
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".avi", ".webm", ".mkv", ".mov", ".mpg", ".mpeg", ".gif",
-                                     ".ts", ".flv", ".wmv")
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4",
+    ".m4v",
+    ".avi",
+    ".webm",
+    ".mkv",
+    ".mov",
+    ".mpg",
+    ".mpeg",
+    ".gif",
+    ".ts",
+    ".flv",
+    ".wmv",
+)
 _OPENCV_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 # PyAV codec preferences per container, first available wins.
 _PYAV_CODECS = {
@@ -85,8 +97,9 @@ def _open_opencv(path: Path | str | int) -> _OpenedVideo | None:
                 return
             yield _to_rgb(frame)
 
-    return _OpenedVideo(_to_rgb(frame), rest(), fps if fps > 0 else None, count if count > 0 else None,
-                        "opencv", cap.release)
+    return _OpenedVideo(
+        _to_rgb(frame), rest(), fps if fps > 0 else None, count if count > 0 else None, "opencv", cap.release
+    )
 
 
 def _open_pyav(path: Path | str) -> _OpenedVideo:
@@ -167,8 +180,9 @@ def _stream(path: Path | str | int, opened: _OpenedVideo) -> Iterator[np.ndarray
             except Exception as exc:
                 raise DataError(f"video file {path}: cannot decode frame {index} ({exc})") from exc
             if frame.shape != shape:
-                raise DataError(f"video file {path}: frame {index} has size {frame.shape[:2]} but frame 0 "
-                                f"has {shape[:2]}")
+                raise DataError(
+                    f"video file {path}: frame {index} has size {frame.shape[:2]} but frame 0 has {shape[:2]}"
+                )
             yield frame
             index += 1
     finally:
@@ -182,8 +196,10 @@ def _folder_stream(folder: Path, frames: list[Path]) -> Iterator[np.ndarray]:
         if shape is None:
             shape = frame.shape
         elif frame.shape != shape:
-            raise DataError(f"image folder {folder}: frame {index} ({file.name}) has size {frame.shape[:2]} "
-                            f"but frame 0 ({frames[0].name}) has {shape[:2]}")
+            raise DataError(
+                f"image folder {folder}: frame {index} ({file.name}) has size {frame.shape[:2]} "
+                f"but frame 0 ({frames[0].name}) has {shape[:2]}"
+            )
         yield frame
 
 
@@ -248,8 +264,14 @@ class VideoWriter:
     ``"libx264"``) forces PyAV. When OpenCV cannot open its writer the default path falls back to PyAV.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = 25.0, codec: str | None = None,
-                 fourcc: str | None = None, backend: str = "auto") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float = 25.0,
+        codec: str | None = None,
+        fourcc: str | None = None,
+        backend: str = "auto",
+    ) -> None:
         self.path = Path(path)
         if fps <= 0:
             raise DataError(f"video {self.path}: fps must be positive, got {fps}")
@@ -281,8 +303,9 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is not None:
             self.abort()
         else:
@@ -343,15 +366,17 @@ class VideoWriter:
         frame = np.asarray(frame)
         index = self.frames_written
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise DataError(f"video {self.path}: frame {index} must be uint8 HxWx3, got {frame.dtype} "
-                            f"{frame.shape}")
+            raise DataError(
+                f"video {self.path}: frame {index} must be uint8 HxWx3, got {frame.dtype} {frame.shape}"
+            )
         height, width = frame.shape[:2]
         if self._size is None:
             self._size = (height, width)
             self._open(height + height % 2, width + width % 2)
         elif (height, width) != self._size:
-            raise DataError(f"video {self.path}: frame {index} has size {(height, width)} but the video is "
-                            f"{self._size}")
+            raise DataError(
+                f"video {self.path}: frame {index} has size {(height, width)} but the video is {self._size}"
+            )
         if height % 2 or width % 2:
             frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         if self._cv_writer is not None:

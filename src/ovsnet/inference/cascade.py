@@ -17,7 +17,16 @@ from scipy.optimize import linear_sum_assignment
 
 from ovsnet.inference.memory import ReIDBank
 
-__all__ = ["PATHS", "CascadeConfig", "Decision", "TrackState", "associate", "mask_iou", "reid_scores", "update_state"]
+__all__ = [
+    "PATHS",
+    "CascadeConfig",
+    "Decision",
+    "TrackState",
+    "associate",
+    "mask_iou",
+    "reid_scores",
+    "update_state",
+]
 
 PATHS: tuple[str, ...] = ("iou", "reid", "flow", "absent")
 _FRACTION_EPS = 1e-9
@@ -44,10 +53,13 @@ class CascadeConfig:
 
     def __post_init__(self) -> None:
         if self.reid_update not in ("iou", "iou+reid", "none"):
-            raise ValueError(f"CascadeConfig.reid_update must be 'iou', 'iou+reid' or 'none', "
-                             f"got {self.reid_update!r}")
+            raise ValueError(
+                f"CascadeConfig.reid_update must be 'iou', 'iou+reid' or 'none', got {self.reid_update!r}"
+            )
         if self.reid_distance not in ("mean", "min"):
-            raise ValueError(f"CascadeConfig.reid_distance must be 'mean' or 'min', got {self.reid_distance!r}")
+            raise ValueError(
+                f"CascadeConfig.reid_distance must be 'mean' or 'min', got {self.reid_distance!r}"
+            )
         if not 0.0 < self.iou_scale <= 1.0:
             raise ValueError(f"CascadeConfig.iou_scale must be in (0, 1], got {self.iou_scale}")
         if not 0.0 <= self.reid_fraction <= 1.0:
@@ -89,7 +101,9 @@ def _assign(cost: np.ndarray, feasible: np.ndarray) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if feasible[r, c]]
 
 
-def reid_scores(bank: ReIDBank, embeddings: torch.Tensor, config: CascadeConfig) -> tuple[np.ndarray, np.ndarray]:
+def reid_scores(
+    bank: ReIDBank, embeddings: torch.Tensor, config: CascadeConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Per candidate: whether it qualifies (distance < rho_reid to >= reid_fraction of the bank) and its
     ranking distance (mean or min over the bank)."""
     dist = bank.distances(embeddings)  # (N, len)
@@ -99,8 +113,14 @@ def reid_scores(bank: ReIDBank, embeddings: torch.Tensor, config: CascadeConfig)
     return qualifies.cpu().numpy(), ranking.cpu().numpy()
 
 
-def _iou_path(templates: torch.Tensor, candidates: torch.Tensor, objects: list[int], free: list[int],
-              config: CascadeConfig, out: dict[int, Decision]) -> None:
+def _iou_path(
+    templates: torch.Tensor,
+    candidates: torch.Tensor,
+    objects: list[int],
+    free: list[int],
+    config: CascadeConfig,
+    out: dict[int, Decision],
+) -> None:
     if not objects or not free:
         return
     iou = mask_iou(templates[objects] > 0.5, candidates[free] > 0.5).cpu().numpy()
@@ -108,8 +128,14 @@ def _iou_path(templates: torch.Tensor, candidates: torch.Tensor, objects: list[i
         out[objects[r]] = Decision("iou", free[c], float(iou[r, c]))
 
 
-def _reid_path(embeddings: torch.Tensor | None, banks: Sequence[ReIDBank], objects: list[int], free: list[int],
-               config: CascadeConfig, out: dict[int, Decision]) -> None:
+def _reid_path(
+    embeddings: torch.Tensor | None,
+    banks: Sequence[ReIDBank],
+    objects: list[int],
+    free: list[int],
+    config: CascadeConfig,
+    out: dict[int, Decision],
+) -> None:
     if not config.use_reid or embeddings is None or not objects or not free:
         return
     cost = np.zeros((len(objects), len(free)))
@@ -129,9 +155,15 @@ def _flow_or_absent(templates: torch.Tensor, k: int, state: TrackState, config: 
     return Decision("flow", None, area) if area >= config.min_flow_area else Decision("absent")
 
 
-def associate(templates: torch.Tensor, candidate_masks: torch.Tensor, candidate_embeddings: torch.Tensor | None,
-              banks: Sequence[ReIDBank], states: Sequence[TrackState], config: CascadeConfig,
-              candidate_scores: torch.Tensor | None = None) -> list[Decision]:
+def associate(
+    templates: torch.Tensor,
+    candidate_masks: torch.Tensor,
+    candidate_embeddings: torch.Tensor | None,
+    banks: Sequence[ReIDBank],
+    states: Sequence[TrackState],
+    config: CascadeConfig,
+    candidate_scores: torch.Tensor | None = None,
+) -> list[Decision]:
     """Decide per object: IoU path, else Re-ID path, else Flow path, else absent.
 
     ``templates`` (K,h,w) are the previous masks warped by flow; ``candidate_masks`` (N,h,w) the detections'
@@ -140,19 +172,29 @@ def associate(templates: torch.Tensor, candidate_masks: torch.Tensor, candidate_
     """
     num_objects = templates.shape[0]
     if not len(banks) == len(states) == num_objects:
-        raise ValueError(f"associate: {num_objects} templates but {len(banks)} banks and {len(states)} states")
+        raise ValueError(
+            f"associate: {num_objects} templates but {len(banks)} banks and {len(states)} states"
+        )
     if candidate_masks.shape[0] and tuple(candidate_masks.shape[1:]) != tuple(templates.shape[1:]):
-        raise ValueError(f"associate: candidate masks {tuple(candidate_masks.shape)} and templates "
-                         f"{tuple(templates.shape)} must share the reduced resolution")
+        raise ValueError(
+            f"associate: candidate masks {tuple(candidate_masks.shape)} and templates "
+            f"{tuple(templates.shape)} must share the reduced resolution"
+        )
     free = list(range(candidate_masks.shape[0]))
     if candidate_scores is not None:
         free = [i for i in free if float(candidate_scores[i]) >= config.min_candidate_score]
     out: dict[int, Decision] = {}
-    _iou_path(templates, candidate_masks, [k for k in range(num_objects) if states[k].present], free, config, out)
+    _iou_path(
+        templates, candidate_masks, [k for k in range(num_objects) if states[k].present], free, config, out
+    )
     taken = {d.candidate for d in out.values()}
     free = [i for i in free if i not in taken]
-    _reid_path(candidate_embeddings, banks, [k for k in range(num_objects) if k not in out], free, config, out)
-    return [out[k] if k in out else _flow_or_absent(templates, k, states[k], config) for k in range(num_objects)]
+    _reid_path(
+        candidate_embeddings, banks, [k for k in range(num_objects) if k not in out], free, config, out
+    )
+    return [
+        out[k] if k in out else _flow_or_absent(templates, k, states[k], config) for k in range(num_objects)
+    ]
 
 
 def update_state(state: TrackState, decision: Decision) -> TrackState:

@@ -35,7 +35,9 @@ class FlowEstimator(Protocol):
 
 def _check_pair(prev_rgb: np.ndarray, rgb: np.ndarray) -> None:
     if prev_rgb.shape != rgb.shape or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"flow needs two HxWx3 frames of the same size, got {prev_rgb.shape} and {rgb.shape}")
+        raise ValueError(
+            f"flow needs two HxWx3 frames of the same size, got {prev_rgb.shape} and {rgb.shape}"
+        )
 
 
 def _check_scale(scale: float) -> float:
@@ -85,11 +87,26 @@ class DISFlow:
 class FarnebackFlow:
     """OpenCV Farneback polynomial-expansion flow: slower than DIS, smoother on large textureless areas."""
 
-    def __init__(self, scale: float = 0.5, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15,
-                 iterations: int = 3, poly_n: int = 5, poly_sigma: float = 1.2) -> None:
+    def __init__(
+        self,
+        scale: float = 0.5,
+        pyr_scale: float = 0.5,
+        levels: int = 3,
+        winsize: int = 15,
+        iterations: int = 3,
+        poly_n: int = 5,
+        poly_sigma: float = 1.2,
+    ) -> None:
         self.scale = _check_scale(scale)
-        self.params = dict(pyr_scale=pyr_scale, levels=levels, winsize=winsize, iterations=iterations,
-                           poly_n=poly_n, poly_sigma=poly_sigma, flags=0)
+        self.params = dict(
+            pyr_scale=pyr_scale,
+            levels=levels,
+            winsize=winsize,
+            iterations=iterations,
+            poly_n=poly_n,
+            poly_sigma=poly_sigma,
+            flags=0,
+        )
 
     def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
         _check_pair(prev_rgb, rgb)
@@ -104,7 +121,9 @@ _RAFT_VARIANTS = ("raft_small", "raft_large")
 def _raft_weights_enum(variant: str):
     from torchvision.models import optical_flow
 
-    return (optical_flow.Raft_Small_Weights if variant == "raft_small" else optical_flow.Raft_Large_Weights).DEFAULT
+    return (
+        optical_flow.Raft_Small_Weights if variant == "raft_small" else optical_flow.Raft_Large_Weights
+    ).DEFAULT
 
 
 def _load_raft_state(variant: str, weights: str | Path) -> dict:
@@ -115,7 +134,8 @@ def _load_raft_state(variant: str, weights: str | Path) -> dict:
         if not path.is_file():
             raise FileNotFoundError(
                 f"{variant} weights are not in the torch hub cache ({path}); place {url} there or pass "
-                "weights=<local .pth file> (weights=None gives random weights, for tests only)")
+                "weights=<local .pth file> (weights=None gives random weights, for tests only)"
+            )
     else:
         path = Path(weights)
         if not path.is_file():
@@ -127,8 +147,14 @@ def _load_raft_state(variant: str, weights: str | Path) -> dict:
 class RAFTFlow:
     """torchvision RAFT (small or large); runs on the GPU when one is available."""
 
-    def __init__(self, variant: str = "raft_small", weights: str | Path | None = "default",
-                 device: str | torch.device | None = None, iters: int = 12, scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        variant: str = "raft_small",
+        weights: str | Path | None = "default",
+        device: str | torch.device | None = None,
+        iters: int = 12,
+        scale: float = 1.0,
+    ) -> None:
         from torchvision.models import optical_flow
 
         if variant not in _RAFT_VARIANTS:
@@ -156,7 +182,9 @@ class RAFTFlow:
         # RAFT's correlation pyramid needs at least 128 px per side (feature maps of 16 at stride 8).
         size = (max(128, round(h * self.scale / 8) * 8), max(128, round(w * self.scale / 8) * 8))
         # RAFT(a, b) gives a(x) ~ b(x + flow): (cur, prev) is the backward flow we need.
-        flows = self.model(self._prepare(rgb, size), self._prepare(prev_rgb, size), num_flow_updates=self.iters)
+        flows = self.model(
+            self._prepare(rgb, size), self._prepare(prev_rgb, size), num_flow_updates=self.iters
+        )
         flow = flows[-1][0].permute(1, 2, 0).float().cpu().numpy()
         return _upscale_flow(np.ascontiguousarray(flow), h, w)
 
@@ -175,29 +203,42 @@ def _warp_numpy(probs: np.ndarray, flow: np.ndarray) -> np.ndarray:
     map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
     out = np.empty(probs.shape, dtype=np.float32)
     for k in range(probs.shape[0]):
-        out[k] = cv2.remap(probs[k].astype(np.float32, copy=False), map_x, map_y, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        out[k] = cv2.remap(
+            probs[k].astype(np.float32, copy=False),
+            map_x,
+            map_y,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
     return out
 
 
 def _warp_torch(probs: torch.Tensor, flow: np.ndarray | torch.Tensor) -> torch.Tensor:
     h, w = probs.shape[-2:]
     flow_t = torch.as_tensor(flow, device=probs.device, dtype=torch.float32)
-    ys, xs = torch.meshgrid(torch.arange(h, device=probs.device, dtype=torch.float32),
-                            torch.arange(w, device=probs.device, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=probs.device, dtype=torch.float32),
+        torch.arange(w, device=probs.device, dtype=torch.float32),
+        indexing="ij",
+    )
     # grid_sample wants sampling positions normalised to [-1, 1] (align_corners=True: -1 = pixel 0 centre).
     gx = (xs + flow_t[..., 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow_t[..., 1]) * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1)[None]
-    warped = F.grid_sample(probs[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    warped = F.grid_sample(
+        probs[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     return warped[0].to(probs.dtype)
 
 
 def warp(prev_probs: np.ndarray | torch.Tensor, flow: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Backward-warp (K,H,W) probabilities of the previous frame onto the current one; outside pixels are 0."""
     if prev_probs.ndim != 3 or tuple(prev_probs.shape[-2:]) != tuple(flow.shape[:2]):
-        raise ValueError(f"warp needs (K,H,W) probabilities matching the HxWx2 flow, got "
-                         f"{tuple(prev_probs.shape)} and {tuple(flow.shape)}")
+        raise ValueError(
+            f"warp needs (K,H,W) probabilities matching the HxWx2 flow, got "
+            f"{tuple(prev_probs.shape)} and {tuple(flow.shape)}"
+        )
     if isinstance(prev_probs, torch.Tensor):
         return _warp_torch(prev_probs, flow)
     flow_np = flow.detach().cpu().numpy() if isinstance(flow, torch.Tensor) else flow

@@ -55,7 +55,9 @@ class ReIDBank:
             self._first = embedding.clone()
             return
         if embedding.numel() != self._first.numel():
-            raise ValueError(f"embedding size {embedding.numel()} differs from the bank's {self._first.numel()}")
+            raise ValueError(
+                f"embedding size {embedding.numel()} differs from the bank's {self._first.numel()}"
+            )
         if self.max_size == 0:
             return
         if self._others is None:

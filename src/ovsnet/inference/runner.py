@@ -50,15 +50,23 @@ def _progress(enabled: bool, description: str, total: int | None) -> Iterator[Ca
     if not enabled:
         yield lambda fps: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:.1f} fps"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(description, total=total, fps=0.0)
         yield lambda fps: bar.update(task, advance=1, fps=fps)
 
 
-def _frames_of(source: VideoSequence | Iterable[np.ndarray], first_mask: np.ndarray | None,
-               frame_names: Sequence[str] | None) -> tuple[str, Iterable[np.ndarray], np.ndarray, Sequence[str] | None]:
+def _frames_of(
+    source: VideoSequence | Iterable[np.ndarray],
+    first_mask: np.ndarray | None,
+    frame_names: Sequence[str] | None,
+) -> tuple[str, Iterable[np.ndarray], np.ndarray, Sequence[str] | None]:
     if isinstance(source, VideoSequence):
         mask = source.first_frame_mask if first_mask is None else first_mask
         return source.name, source.frames(), mask, frame_names or source.frame_names
@@ -81,10 +89,15 @@ def _write_done(out: Path, result: SequenceResult) -> None:
         tmp.write_text(json.dumps(asdict(result), default=str))
 
 
-def segment_sequence(segmenter: VideoSegmenter, sequence: VideoSequence | Iterable[np.ndarray],
-                     out_dir: str | os.PathLike, first_mask: np.ndarray | None = None,
-                     frame_names: Sequence[str] | None = None, progress: bool = True,
-                     add_new_objects: bool = True) -> SequenceResult:
+def segment_sequence(
+    segmenter: VideoSegmenter,
+    sequence: VideoSequence | Iterable[np.ndarray],
+    out_dir: str | os.PathLike,
+    first_mask: np.ndarray | None = None,
+    frame_names: Sequence[str] | None = None,
+    progress: bool = True,
+    add_new_objects: bool = True,
+) -> SequenceResult:
     """Segment a video online and write ``<out_dir>/<frame name>.png`` per frame, then the ``.done`` marker.
 
     ``sequence`` is a :class:`VideoSequence` or an iterator of uint8 RGB frames (then ``first_mask`` is
@@ -114,12 +127,19 @@ def segment_sequence(segmenter: VideoSegmenter, sequence: VideoSequence | Iterab
     if count == 0:
         raise DataError(f"sequence {name!r}: no frames to segment")
     seconds = time.perf_counter() - start
-    result = SequenceResult(name=name, num_frames=count, seconds=seconds, fps=count / max(seconds, 1e-9),
-                            path_counts=dict(segmenter.path_counts), decisions=list(segmenter.decisions),
-                            timings=dict(segmenter.timings))
+    result = SequenceResult(
+        name=name,
+        num_frames=count,
+        seconds=seconds,
+        fps=count / max(seconds, 1e-9),
+        path_counts=dict(segmenter.path_counts),
+        decisions=list(segmenter.decisions),
+        timings=dict(segmenter.timings),
+    )
     _write_done(out, result)
-    logger.info("%s: %d frames in %.2f s (%.1f fps) paths %s", name, count, seconds, result.fps,
-                result.path_counts)
+    logger.info(
+        "%s: %d frames in %.2f s (%.1f fps) paths %s", name, count, seconds, result.fps, result.path_counts
+    )
     return result
 
 
@@ -138,9 +158,13 @@ def _completed(sequence: VideoSequence, out: Path) -> SequenceResult | None:
     return SequenceResult(**{k: v for k, v in data.items() if k in SequenceResult.__dataclass_fields__})
 
 
-def segment_dataset(make_segmenter: Callable[[], VideoSegmenter], sequences: Iterable[VideoSequence],
-                    results_dir: str | os.PathLike, skip_done: bool = True,
-                    progress: bool = True) -> list[SequenceResult]:
+def segment_dataset(
+    make_segmenter: Callable[[], VideoSegmenter],
+    sequences: Iterable[VideoSequence],
+    results_dir: str | os.PathLike,
+    skip_done: bool = True,
+    progress: bool = True,
+) -> list[SequenceResult]:
     """Segment every sequence into ``<results_dir>/<name>/``; complete ones are skipped when ``skip_done``.
 
     ``make_segmenter`` is called once, the first time a sequence needs work (so a fully done run loads no

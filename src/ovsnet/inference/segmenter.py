@@ -42,9 +42,16 @@ class VideoSegmenter:
     last ``decision_history`` frames for unbounded streams. ``timings`` are running totals in seconds.
     """
 
-    def __init__(self, model: Any, flow: FlowEstimator | None = None, config: CascadeConfig | None = None,
-                 device: str | torch.device = "cpu", autocast_dtype: torch.dtype | None = None,
-                 channels_last: bool = False, decision_history: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        flow: FlowEstimator | None = None,
+        config: CascadeConfig | None = None,
+        device: str | torch.device = "cpu",
+        autocast_dtype: torch.dtype | None = None,
+        channels_last: bool = False,
+        decision_history: int | None = None,
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device) if hasattr(model, "eval") else model
         if channels_last and hasattr(self.model, "to"):
@@ -67,7 +74,8 @@ class VideoSegmenter:
         self._size: tuple[int, int] | None = None
         self.frame_index = -1
         self.decisions: deque[dict[int, str]] | list[dict[int, str]] = (
-            deque(maxlen=self._history) if self._history else [])
+            deque(maxlen=self._history) if self._history else []
+        )
         self.path_counts: Counter[str] = Counter({p: 0 for p in PATHS})
         self.timings: dict[str, float] = {stage: 0.0 for stage in STAGES}
 
@@ -98,21 +106,27 @@ class VideoSegmenter:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise DataError(f"{what}: frames must be uint8 HxWx3 RGB, got {frame.dtype} {frame.shape}")
         if self._size is not None and frame.shape[:2] != self._size:
-            raise DataError(f"{what}: frame size {frame.shape[:2]} differs from the video's {self._size}; "
-                            "frames cannot change size mid-video")
+            raise DataError(
+                f"{what}: frame size {frame.shape[:2]} differs from the video's {self._size}; "
+                "frames cannot change size mid-video"
+            )
         return frame
 
     def _check_labels(self, frame: np.ndarray, label_map: np.ndarray, what: str) -> list[int]:
         label_map = np.asarray(label_map)
         if label_map.shape != frame.shape[:2]:
-            raise DataError(f"{what}: mask size {label_map.shape} differs from the frame size {frame.shape[:2]}")
+            raise DataError(
+                f"{what}: mask size {label_map.shape} differs from the frame size {frame.shape[:2]}"
+            )
         ids = object_ids_of(label_map)
         if not ids:
             raise DataError(f"{what}: the mask is empty (no object ids other than 0 and 255)")
         return ids
 
     def _detect(self, frame: np.ndarray) -> Any:
-        image = torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
+        image = (
+            torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
+        )
         with self._autocast():
             return self.model.detect([image])[0]
 
@@ -163,7 +177,9 @@ class VideoSegmenter:
         if not new:
             return self._prev_labels.cpu().numpy()
         same = self._prev_frame is not None and np.array_equal(frame, self._prev_frame)
-        features = self._last_features if same and self._last_features is not None else self._detect(frame).features
+        features = (
+            self._last_features if same and self._last_features is not None else self._detect(frame).features
+        )
         self._register(frame, label_map, new, features)
         return self._prev_labels.cpu().numpy()
 
@@ -207,7 +223,9 @@ class VideoSegmenter:
         small_flow = cv2.resize(flow, (sw, sh), interpolation=cv2.INTER_LINEAR)
         small_flow[..., 0] *= sw / w
         small_flow[..., 1] *= sh / h
-        small_labels = F.interpolate(self._prev_labels[None, None].float(), size=(sh, sw), mode="nearest")[0, 0]
+        small_labels = F.interpolate(self._prev_labels[None, None].float(), size=(sh, sw), mode="nearest")[
+            0, 0
+        ]
         return warp(self._object_masks(small_labels), small_flow)
 
     def _warp_full(self, ks: list[int], flow: np.ndarray) -> torch.Tensor:
@@ -219,8 +237,11 @@ class VideoSegmenter:
 
     def _cascade(self, det: Any, templates: torch.Tensor) -> tuple[dict[str, Any], list[Decision]]:
         keep = det.scores >= self.config.min_candidate_score
-        cand = {"boxes": det.boxes[keep], "mask_probs": det.mask_probs[keep],
-                "embeddings": det.embeddings[keep] if det.embeddings is not None else None}
+        cand = {
+            "boxes": det.boxes[keep],
+            "mask_probs": det.mask_probs[keep],
+            "embeddings": det.embeddings[keep] if det.embeddings is not None else None,
+        }
         masks = self._candidate_masks(cand, templates)
         decisions = associate(templates, masks, cand["embeddings"], self._banks, self._states, self.config)
         return cand, decisions
@@ -236,7 +257,9 @@ class VideoSegmenter:
             return masks
         scale = templates.new_tensor([self._size[1] / small[1], self._size[0] / small[0]] * 2)
         # +1: masks_to_boxes gives inclusive pixel indices, boxes are pixel edges
-        template_boxes = (masks_to_boxes(templates[nonempty] > 0.5) + templates.new_tensor([0, 0, 1, 1])) * scale
+        template_boxes = (
+            masks_to_boxes(templates[nonempty] > 0.5) + templates.new_tensor([0, 0, 1, 1])
+        ) * scale
         boxes = cand["boxes"].float().to(templates.device)
         hits = (box_iou(boxes, template_boxes) > 0).any(dim=1).nonzero().flatten()
         if len(hits):
@@ -245,8 +268,9 @@ class VideoSegmenter:
             masks[hits] = pasted.float().to(masks.device)
         return masks
 
-    def _refine(self, det: Any, cand: dict[str, Any], flow: np.ndarray,
-                decisions: list[Decision]) -> torch.Tensor:
+    def _refine(
+        self, det: Any, cand: dict[str, Any], flow: np.ndarray, decisions: list[Decision]
+    ) -> torch.Tensor:
         """Full-resolution probabilities per object: MGA on the chosen candidates / flow templates only."""
         probs = torch.zeros((len(decisions), *self._size), dtype=torch.float32, device=self.device)
         chosen = [k for k, d in enumerate(decisions) if d.candidate is not None]
@@ -255,15 +279,20 @@ class VideoSegmenter:
             if chosen:
                 idx = torch.tensor([decisions[k].candidate for k in chosen], device=cand["boxes"].device)
                 boxes, coarse = cand["boxes"][idx], cand["mask_probs"][idx]
-                out = (self.model.refine(det.features, boxes, coarse) if self.config.use_mga
-                       else self.model.paste_masks(boxes, coarse, self._size))
+                out = (
+                    self.model.refine(det.features, boxes, coarse)
+                    if self.config.use_mga
+                    else self.model.paste_masks(boxes, coarse, self._size)
+                )
                 probs[chosen] = out.float().to(self.device)
             if flowed:
                 full = self._warp_full(flowed, flow).to(self.device)
                 nonempty = (full > 0.5).flatten(1).any(1)  # masks_to_boxes needs a pixel per mask
                 if self.config.use_mga and bool(nonempty.any()):
                     keep = full[nonempty]
-                    full[nonempty] = self.model.refine_full(det.features, masks_to_boxes(keep > 0.5), keep).float()
+                    full[nonempty] = self.model.refine_full(
+                        det.features, masks_to_boxes(keep > 0.5), keep
+                    ).float()
                 probs[flowed] = full.float().to(self.device)
         return probs
 

@@ -43,7 +43,12 @@ logger = logging.getLogger(__name__)
 
 AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
 DEFAULT_FPS = 25.0  # overlay frame rate for image folders, whose frames carry no rate
-MASKS_DIR, OVERLAY_NAME, TIMELINE_NAME, SUMMARY_NAME = "masks", "overlay.mp4", "path_timeline.png", "summary.json"
+MASKS_DIR, OVERLAY_NAME, TIMELINE_NAME, SUMMARY_NAME = (
+    "masks",
+    "overlay.mp4",
+    "path_timeline.png",
+    "summary.json",
+)
 
 
 def _autocast_dtype(autocast: str | torch.dtype | None) -> torch.dtype | None:
@@ -63,13 +68,16 @@ def _first_mask(first_mask: str | os.PathLike | np.ndarray) -> tuple[np.ndarray,
     if mask.ndim != 2:
         raise DataError(f"{name} must be an HxW label map, got shape {mask.shape}")
     if not object_ids_of(mask):
-        raise DataError(f"{name} is empty: it holds no object ids (only background 0 / void 255); "
-                        "paint each object with its id 1..K")
+        raise DataError(
+            f"{name} is empty: it holds no object ids (only background 0 / void 255); "
+            "paint each object with its id 1..K"
+        )
     return mask.astype(np.uint8, copy=False), name
 
 
-def _open_inputs(video: Path, first_mask: str | os.PathLike | np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, Iterator[np.ndarray]]:
+def _open_inputs(
+    video: Path, first_mask: str | os.PathLike | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Iterator[np.ndarray]]:
     """The first mask, the first frame and the opened frame stream (frame 0 included), all checked."""
     mask, mask_name = _first_mask(first_mask)
     frames = iter_video_frames(video)  # opens the source and decodes frame 0, or raises DataError
@@ -78,8 +86,10 @@ def _open_inputs(video: Path, first_mask: str | os.PathLike | np.ndarray
         raise DataError(f"video {video} holds no frames")
     if mask.shape != first.shape[:2]:
         _close(frames)
-        raise DataError(f"{mask_name} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the frames of {video} are "
-                        f"{first.shape[1]}x{first.shape[0]}; the mask must annotate the first frame at its size")
+        raise DataError(
+            f"{mask_name} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the frames of {video} are "
+            f"{first.shape[1]}x{first.shape[0]}; the mask must annotate the first frame at its size"
+        )
     return mask, first, frames
 
 
@@ -89,7 +99,9 @@ def _close(frames: Iterator[np.ndarray]) -> None:
         close()
 
 
-def check_video_inputs(video: str | os.PathLike, first_mask: str | os.PathLike | np.ndarray) -> tuple[int, int]:
+def check_video_inputs(
+    video: str | os.PathLike, first_mask: str | os.PathLike | np.ndarray
+) -> tuple[int, int]:
     """Open the video and the first mask and check them (no model needed); returns the frame size (H, W).
 
     Raises the same :class:`DataError` as :func:`segment_video` would, so bad input fails before a slow
@@ -111,12 +123,19 @@ def _clear_outputs(out: Path) -> None:
     stale = sorted(masks_dir.glob("*.png")) if masks_dir.is_dir() else []
     if stale:
         logger.warning("removing %d masks of an earlier run from %s", len(stale), masks_dir)
-    for path in [*stale, masks_dir / DONE_MARKER, out / OVERLAY_NAME, out / TIMELINE_NAME, out / SUMMARY_NAME]:
+    for path in [
+        *stale,
+        masks_dir / DONE_MARKER,
+        out / OVERLAY_NAME,
+        out / TIMELINE_NAME,
+        out / SUMMARY_NAME,
+    ]:
         path.unlink(missing_ok=True)
 
 
-def _overlaid(frames: Iterator[np.ndarray], masks_dir: Path, names: Sequence[str] | None,
-              writer: VideoWriter) -> Iterator[np.ndarray]:
+def _overlaid(
+    frames: Iterator[np.ndarray], masks_dir: Path, names: Sequence[str] | None, writer: VideoWriter
+) -> Iterator[np.ndarray]:
     """Pass frames through to the runner; once it asks for the next one, the previous mask is on disk, so
     read it back and append that frame's overlay to the video (one frame in memory at a time)."""
     for index, frame in enumerate(frames):
@@ -125,9 +144,18 @@ def _overlaid(frames: Iterator[np.ndarray], masks_dir: Path, names: Sequence[str
         writer.write(overlay_frame(frame, read_label_map(masks_dir / f"{name}.png")))
 
 
-def _summary(result: SequenceResult, video: Path, out: Path, *, device: str, flow: str,
-             config: CascadeConfig, autocast: torch.dtype | None, overlay_path: Path | None,
-             overlay_fps: float | None) -> dict[str, Any]:
+def _summary(
+    result: SequenceResult,
+    video: Path,
+    out: Path,
+    *,
+    device: str,
+    flow: str,
+    config: CascadeConfig,
+    autocast: torch.dtype | None,
+    overlay_path: Path | None,
+    overlay_fps: float | None,
+) -> dict[str, Any]:
     frames = max(result.num_frames, 1)
     return {
         "video": str(video),
@@ -147,11 +175,20 @@ def _summary(result: SequenceResult, video: Path, out: Path, *, device: str, flo
     }
 
 
-def segment_video(model: Any, video: str | os.PathLike, first_mask: str | os.PathLike | np.ndarray,
-                  out_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
-                  flow: str | FlowEstimator = "dis", cascade_config: CascadeConfig | None = None,
-                  overlay: bool = True, autocast: str | torch.dtype | None = None, fps: float | None = None,
-                  progress: bool = True) -> SequenceResult:
+def segment_video(
+    model: Any,
+    video: str | os.PathLike,
+    first_mask: str | os.PathLike | np.ndarray,
+    out_dir: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    flow: str | FlowEstimator = "dis",
+    cascade_config: CascadeConfig | None = None,
+    overlay: bool = True,
+    autocast: str | torch.dtype | None = None,
+    fps: float | None = None,
+    progress: bool = True,
+) -> SequenceResult:
     """Segment a video file or image folder online into ``out_dir`` (masks/, overlay.mp4, path_timeline.png,
     summary.json) and return the runner's :class:`SequenceResult`.
 
@@ -176,20 +213,40 @@ def segment_video(model: Any, video: str | os.PathLike, first_mask: str | os.Pat
         overlay_path = out / OVERLAY_NAME
         overlay_fps = float(fps or (video_info(video)[1] if video.is_file() else None) or DEFAULT_FPS)
         with VideoWriter(overlay_path, overlay_fps) as writer:
-            result = segment_sequence(segmenter, _overlaid(stream, masks_dir, names, writer), masks_dir,
-                                      first_mask=mask, frame_names=names, progress=progress)
+            result = segment_sequence(
+                segmenter,
+                _overlaid(stream, masks_dir, names, writer),
+                masks_dir,
+                first_mask=mask,
+                frame_names=names,
+                progress=progress,
+            )
     else:
-        result = segment_sequence(segmenter, stream, masks_dir, first_mask=mask, frame_names=names,
-                                  progress=progress)
+        result = segment_sequence(
+            segmenter, stream, masks_dir, first_mask=mask, frame_names=names, progress=progress
+        )
     result.name = video.stem
     path_timeline(result.decisions, out / TIMELINE_NAME, title=f"{video.name}: association path")
-    summary = _summary(result, video, out, device=str(device), flow=flow if isinstance(flow, str) else
-                       type(flow).__name__, config=config, autocast=dtype, overlay_path=overlay_path,
-                       overlay_fps=overlay_fps)
+    summary = _summary(
+        result,
+        video,
+        out,
+        device=str(device),
+        flow=flow if isinstance(flow, str) else type(flow).__name__,
+        config=config,
+        autocast=dtype,
+        overlay_path=overlay_path,
+        overlay_fps=overlay_fps,
+    )
     with atomic_path(out / SUMMARY_NAME) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
-    logger.info("%d frames at %.1f fps; paths %s; results in %s", result.num_frames, result.fps,
-                result.path_counts, out)
+    logger.info(
+        "%d frames at %.1f fps; paths %s; results in %s",
+        result.num_frames,
+        result.fps,
+        result.path_counts,
+        out,
+    )
     return result
 
 
@@ -197,19 +254,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ovsnet-video",
         description="Segment a video file (mp4/avi/webm/...) or an image folder online with OVS-Net, "
-                    "from the first frame's mask (indexed PNG: 0 = background, 1..K = objects).")
+        "from the first frame's mask (indexed PNG: 0 = background, 1..K = objects).",
+    )
     parser.add_argument("--video", required=True, type=Path, help="video file or folder of frames")
     parser.add_argument("--first-mask", required=True, type=Path, help="label map of the first frame")
     parser.add_argument("--ckpt", required=True, type=Path, help="OVSNetModule checkpoint (.ckpt)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="default: cuda when a GPU is visible, else cpu")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="default: cuda when a GPU is visible, else cpu",
+    )
     parser.add_argument("--flow", choices=("dis", "farneback", "raft"), default="dis")
     parser.add_argument("--rho-iou", type=float, default=CascadeConfig.rho_iou, help="IoU-path threshold")
-    parser.add_argument("--rho-reid", type=float, default=CascadeConfig.rho_reid,
-                        help="Re-ID distance threshold")
-    parser.add_argument("--fps", type=float, default=None,
-                        help=f"overlay video frame rate (default: the input's, {DEFAULT_FPS:g} for folders)")
+    parser.add_argument(
+        "--rho-reid", type=float, default=CascadeConfig.rho_reid, help="Re-ID distance threshold"
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help=f"overlay video frame rate (default: the input's, {DEFAULT_FPS:g} for folders)",
+    )
     parser.add_argument("--autocast", choices=tuple(AUTOCAST_DTYPES), default="none")
     parser.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -236,8 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check_args(parser, args)
     # RichHandler shares rich's console with the progress bar, so log lines do not tear the bar
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s",
-                        handlers=[RichHandler(show_path=False)])
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(show_path=False)],
+    )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         check_video_inputs(args.video, args.first_mask)  # fail fast, before the checkpoint loads
@@ -255,9 +325,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--flow {args.flow}: {exc}")
     config = CascadeConfig(rho_iou=args.rho_iou, rho_reid=args.rho_reid)
     try:
-        segment_video(model, args.video, args.first_mask, args.out, device=device, flow=flow,
-                      cascade_config=config, overlay=not args.no_overlay, autocast=args.autocast,
-                      fps=args.fps, progress=not args.no_progress)
+        segment_video(
+            model,
+            args.video,
+            args.first_mask,
+            args.out,
+            device=device,
+            flow=flow,
+            cascade_config=config,
+            overlay=not args.no_overlay,
+            autocast=args.autocast,
+            fps=args.fps,
+            progress=not args.no_progress,
+        )
     except DataError as exc:
         logger.error("%s", exc)
         parser.exit(1, f"ovsnet-video: error: {exc}\n")

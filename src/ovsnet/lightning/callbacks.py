@@ -63,17 +63,28 @@ class VideoSegmentationCallback(pl.Callback):
     ``DAVISDataModule._load(val_split, eval_root, eval_layout)`` reader.
     """
 
-    def __init__(self, every_n_epochs: int = 1, max_sequences: int | None = None,
-                 max_frames: int | None = None, inference: Mapping[str, Any] | None = None,
-                 log_media: bool = True, media_sequences: int = 2, media_frames: int = 4,
-                 media_width: int = 200, keep_results: bool = False, prefix: str = "val",
-                 **cascade_kwargs: Any) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        max_sequences: int | None = None,
+        max_frames: int | None = None,
+        inference: Mapping[str, Any] | None = None,
+        log_media: bool = True,
+        media_sequences: int = 2,
+        media_frames: int = 4,
+        media_width: int = 200,
+        keep_results: bool = False,
+        prefix: str = "val",
+        **cascade_kwargs: Any,
+    ) -> None:
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         if max_frames is not None and max_frames < _MIN_FRAMES:
-            raise ValueError(f"max_frames must be >= {_MIN_FRAMES} (first and last frames are not scored), "
-                             f"got {max_frames}")
+            raise ValueError(
+                f"max_frames must be >= {_MIN_FRAMES} (first and last frames are not scored), "
+                f"got {max_frames}"
+            )
         from ovsnet.evaluation import cascade_config
 
         self.every_n_epochs = int(every_n_epochs)
@@ -100,18 +111,23 @@ class VideoSegmentationCallback(pl.Callback):
         if self._sequences is None:
             dm = trainer.datamodule
             if dm is None:
-                raise RuntimeError("VideoSegmentationCallback needs a datamodule with validation videos "
-                                   "(trainer.fit(..., datamodule=...))")
+                raise RuntimeError(
+                    "VideoSegmentationCallback needs a datamodule with validation videos "
+                    "(trainer.fit(..., datamodule=...))"
+                )
             getter = getattr(dm, "val_sequences", None)
             if callable(getter):
                 sequences = list(getter())
             elif hasattr(dm, "_load"):
                 hp = dm.hparams
-                sequences = list(dm._load(hp.val_split, getattr(dm, "eval_root", None),
-                                          hp.get("eval_layout", "davis")))
+                sequences = list(
+                    dm._load(hp.val_split, getattr(dm, "eval_root", None), hp.get("eval_layout", "davis"))
+                )
             else:
-                raise RuntimeError(f"{type(dm).__name__} provides no validation videos "
-                                   "(val_sequences() or DAVISDataModule._load)")
+                raise RuntimeError(
+                    f"{type(dm).__name__} provides no validation videos "
+                    "(val_sequences() or DAVISDataModule._load)"
+                )
             sequences = sequences[: self.max_sequences] if self.max_sequences else sequences
             self._sequences = [truncate_sequence(s, self.max_frames) for s in sequences]
         return self._sequences
@@ -142,15 +158,23 @@ class VideoSegmentationCallback(pl.Callback):
         model = getattr(pl_module.model, "_orig_mod", pl_module.model)
         device = pl_module.device
         was_training = model.training
-        out = Path(tempfile.mkdtemp(prefix=f"epoch{trainer.current_epoch:03d}_rank{rank}_",
-                                    dir=self._results_root(trainer)))
+        out = Path(
+            tempfile.mkdtemp(
+                prefix=f"epoch{trainer.current_epoch:03d}_rank{rank}_", dir=self._results_root(trainer)
+            )
+        )
         # [J sum, F sum, objects, frames, seconds, path counts...] summed over ranks
         totals = torch.zeros(5 + len(PATHS), dtype=torch.float64, device=device)
         sheet = None
         try:
             if mine:
-                segmenter = VideoSegmenter(model, make_flow(self.flow_spec), self.config, device,
-                                           autocast_dtype=self._autocast(trainer, device))
+                segmenter = VideoSegmenter(
+                    model,
+                    make_flow(self.flow_spec),
+                    self.config,
+                    device,
+                    autocast_dtype=self._autocast(trainer, device),
+                )
                 results = segment_dataset(lambda: segmenter, mine, out, skip_done=False, progress=False)
                 scores = evaluate_sequences(mine, out, workers=0).per_object
                 totals[0] = float(scores["J-Mean"].fillna(0.0).sum())
@@ -161,8 +185,9 @@ class VideoSegmentationCallback(pl.Callback):
                 for k, path in enumerate(PATHS):
                     totals[5 + k] = float(sum(r.path_counts.get(path, 0) for r in results))
                 if self.log_media and rank == 0 and trainer.loggers:
-                    sheet = contact_sheet_of(mine, out, self.media_sequences, self.media_frames,
-                                             self.media_width)
+                    sheet = contact_sheet_of(
+                        mine, out, self.media_sequences, self.media_frames, self.media_width
+                    )
         finally:
             model.train(was_training)
             if not self.keep_results:
@@ -179,8 +204,14 @@ class VideoSegmentationCallback(pl.Callback):
         metrics.update({f"{self.prefix}/paths/{p}": float(totals[5 + k]) for k, p in enumerate(PATHS)})
         for name, value in metrics.items():  # already reduced: equal on every rank (sync_dist only averages)
             pl_module.log(name, value, on_step=False, on_epoch=True, sync_dist=world > 1)
-        log.info("epoch %d video segmentation: J&F %.4f (J %.4f, F %.4f) over %d objects, %.1f fps",
-                 trainer.current_epoch, metrics[f"{self.prefix}/JF"], metrics[f"{self.prefix}/J"],
-                 metrics[f"{self.prefix}/F"], int(objects), metrics[f"{self.prefix}/fps"])
+        log.info(
+            "epoch %d video segmentation: J&F %.4f (J %.4f, F %.4f) over %d objects, %.1f fps",
+            trainer.current_epoch,
+            metrics[f"{self.prefix}/JF"],
+            metrics[f"{self.prefix}/J"],
+            metrics[f"{self.prefix}/F"],
+            int(objects),
+            metrics[f"{self.prefix}/fps"],
+        )
         if sheet is not None:
             log_image(trainer.loggers, f"{self.prefix}/overlays", sheet, step=trainer.global_step)

@@ -29,7 +29,11 @@ DAVIS_LAYOUT = (
 
 
 def _loader_kwargs(num_workers: int, pin_memory: bool, persistent_workers: bool) -> dict[str, Any]:
-    kw: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory, "collate_fn": collate_detection}
+    kw: dict[str, Any] = {
+        "num_workers": num_workers,
+        "pin_memory": pin_memory,
+        "collate_fn": collate_detection,
+    }
     if num_workers > 0:
         kw["persistent_workers"] = persistent_workers
     return kw
@@ -108,8 +112,9 @@ class DAVISDataModule(pl.LightningDataModule):
             else:
                 from ovsnet.data.davis import load_davis
 
-                sequences = load_davis(root, year=self.hparams.year, split=split,
-                                       resolution=self.hparams.resolution)
+                sequences = load_davis(
+                    root, year=self.hparams.year, split=split, resolution=self.hparams.resolution
+                )
         except FileNotFoundError as exc:
             raise DataError(f"{root}: {exc}; {DAVIS_LAYOUT}") from exc
         if not sequences:
@@ -126,7 +131,9 @@ class DAVISDataModule(pl.LightningDataModule):
         for k, seq in enumerate(evals):
             v = len(train) + k
             if not seq.has_label(0):
-                raise DataError(f"sequence {seq.name!r} has no first-frame annotation for per-dataset finetuning")
+                raise DataError(
+                    f"sequence {seq.name!r} has no first-frame annotation for per-dataset finetuning"
+                )
             refs.append(FrameRef(v, 0))
             refs.extend(FrameRef(v, 0, j) for j in range(self.hparams.lucid_samples_per_frame))
         return refs
@@ -140,14 +147,31 @@ class DAVISDataModule(pl.LightningDataModule):
         evals = val if hp.per_dataset_finetune else []
         lucid = self._lucid() if hp.per_dataset_finetune and hp.lucid_samples_per_frame > 0 else None
         transform = SampleTransform(hp.image_size, hp.augment, hp.min_sizes, hp.max_size)
-        self.data_train = VideoFrameDataset(train + evals, self._train_refs(train, evals), transform, lucid,
-                                            min_area=hp.min_area, on_error=hp.on_error, seed=hp.seed)
+        self.data_train = VideoFrameDataset(
+            train + evals,
+            self._train_refs(train, evals),
+            transform,
+            lucid,
+            min_area=hp.min_area,
+            on_error=hp.on_error,
+            seed=hp.seed,
+        )
         if val:
             self.data_val = VideoFrameDataset.from_sequences(
-                val, frame_stride=hp.val_frame_stride, transform=SampleTransform(hp.image_size),
-                min_area=hp.min_area, on_error=hp.on_error, seed=hp.seed)
-        log.info("DAVIS %s: %d train items (%d videos), %d val items", self.root, len(self.data_train),
-                 len(train) + len(evals), len(self.data_val) if self.data_val else 0)
+                val,
+                frame_stride=hp.val_frame_stride,
+                transform=SampleTransform(hp.image_size),
+                min_area=hp.min_area,
+                on_error=hp.on_error,
+                seed=hp.seed,
+            )
+        log.info(
+            "DAVIS %s: %d train items (%d videos), %d val items",
+            self.root,
+            len(self.data_train),
+            len(train) + len(evals),
+            len(self.data_val) if self.data_val else 0,
+        )
 
     def _rank(self) -> tuple[int, int]:
         trainer = self._trainer if hasattr(self, "_trainer") else None
@@ -156,19 +180,34 @@ class DAVISDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.data_train is not None, "call setup() first"
         world, rank = self._rank()
-        sampler = VideoBatchSampler(self.data_train.video_of_item, self.hparams.videos_per_batch,
-                                    self.hparams.frames_per_video, shuffle=True, seed=self.hparams.seed,
-                                    num_replicas=world, rank=rank)
-        return DataLoader(self.data_train, batch_sampler=sampler,
-                          **_loader_kwargs(self.hparams.num_workers, self.hparams.pin_memory,
-                                           self.hparams.persistent_workers))
+        sampler = VideoBatchSampler(
+            self.data_train.video_of_item,
+            self.hparams.videos_per_batch,
+            self.hparams.frames_per_video,
+            shuffle=True,
+            seed=self.hparams.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+        return DataLoader(
+            self.data_train,
+            batch_sampler=sampler,
+            **_loader_kwargs(
+                self.hparams.num_workers, self.hparams.pin_memory, self.hparams.persistent_workers
+            ),
+        )
 
     def _eval_loader(self, dataset: Dataset | None) -> DataLoader:
         if dataset is None:
             raise DataError(f"{self.root}: no validation split configured (val_split)")
-        return DataLoader(dataset, batch_size=self.hparams.val_batch_size, shuffle=False,
-                          **_loader_kwargs(self.hparams.num_workers, self.hparams.pin_memory,
-                                           self.hparams.persistent_workers))
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.val_batch_size,
+            shuffle=False,
+            **_loader_kwargs(
+                self.hparams.num_workers, self.hparams.pin_memory, self.hparams.persistent_workers
+            ),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.data_val)
@@ -211,13 +250,21 @@ class COCODataModule(pl.LightningDataModule):
 
         hp = self.hparams
         if not os.path.isdir(image_dir):
-            raise DataError(f"COCO image folder not found: {image_dir} (expected <image_dir>/<file_name> "
-                            f"for every image of {ann_file})")
+            raise DataError(
+                f"COCO image folder not found: {image_dir} (expected <image_dir>/<file_name> "
+                f"for every image of {ann_file})"
+            )
         transform = SampleTransform(None, hp.augment and train, hp.min_sizes if train else None, hp.max_size)
         if not train and hp.min_sizes:
             transform = SampleTransform(None, False, [min(hp.min_sizes)], hp.max_size)
-        return COCOInstances(image_dir, ann_file, class_agnostic=hp.class_agnostic, transform=transform,
-                             min_area=hp.min_area, on_error=hp.on_error)
+        return COCOInstances(
+            image_dir,
+            ann_file,
+            class_agnostic=hp.class_agnostic,
+            transform=transform,
+            min_area=hp.min_area,
+            on_error=hp.on_error,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:
@@ -235,9 +282,15 @@ class COCODataModule(pl.LightningDataModule):
         if trainer is not None and trainer.world_size > 1:  # trainers here run use_distributed_sampler=False
             sampler = DistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle)
             shuffle = False
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, sampler=sampler,
-                          **_loader_kwargs(self.hparams.num_workers, self.hparams.pin_memory,
-                                           self.hparams.persistent_workers))
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            **_loader_kwargs(
+                self.hparams.num_workers, self.hparams.pin_memory, self.hparams.persistent_workers
+            ),
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.data_train, shuffle=True)

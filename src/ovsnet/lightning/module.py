@@ -53,7 +53,7 @@ def _read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> tupl
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds no state_dict")
     if any(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     return state, ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
 
 
@@ -61,8 +61,11 @@ def _mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shape = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                   for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    shape = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if tuple(own[k].shape) != tuple(state[k].shape)
+    )
     return missing, unexpected, shape
 
 
@@ -79,14 +82,22 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     state, _ = _read_state_dict(path)
     missing, unexpected, shape = _mismatch(model, state)
     if strict and (missing or unexpected or shape):
-        parts = [_format_keys(t, k) for t, k in (("missing", missing), ("unexpected", unexpected),
-                                                  ("shape mismatch", shape)) if k]
+        parts = [
+            _format_keys(t, k)
+            for t, k in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shape))
+            if k
+        ]
         raise ValueError(f"checkpoint {path} does not match this architecture; " + "; ".join(parts))
     bad = {s.split(":")[0] for s in shape}
     model.load_state_dict({k: v for k, v in state.items() if k not in bad}, strict=False)
     if missing or unexpected or shape:
-        log.warning("partial load from %s: %d missing, %d unexpected, %d reshaped keys skipped",
-                    path, len(missing), len(unexpected), len(shape))
+        log.warning(
+            "partial load from %s: %d missing, %d unexpected, %d reshaped keys skipped",
+            path,
+            len(missing),
+            len(unexpected),
+            len(shape),
+        )
 
 
 def load_model_from_checkpoint(
@@ -185,12 +196,18 @@ class OVSNetModule(pl.LightningModule):
     def _log_terms(self, prefix: str, losses: Mapping[str, torch.Tensor], batch_size: int, **kw: Any) -> None:
         for name in (*LOSS_TERMS, "total"):
             if name in losses:
-                self.log(f"{prefix}/loss_{name}" if name != "total" else f"{prefix}/loss",
-                         losses[name].detach(), batch_size=batch_size, **kw)
+                self.log(
+                    f"{prefix}/loss_{name}" if name != "total" else f"{prefix}/loss",
+                    losses[name].detach(),
+                    batch_size=batch_size,
+                    **kw,
+                )
 
     def _zero_loss(self) -> torch.Tensor:
         """A zero loss still connected to every parameter: keeps DDP ranks in step on a skipped batch."""
-        return sum((p.sum() * 0.0 for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device))
+        return sum(
+            (p.sum() * 0.0 for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)
+        )
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         images = batch[0]
@@ -206,8 +223,11 @@ class OVSNetModule(pl.LightningModule):
             finite = self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True)
         if not bool(finite):
             self.nonfinite_steps += 1
-            log.warning("non-finite loss at step %d (%s); step skipped", self.global_step,
-                        {k: float(v.detach()) for k, v in losses.items()})
+            log.warning(
+                "non-finite loss at step %d (%s); step skipped",
+                self.global_step,
+                {k: float(v.detach()) for k, v in losses.items()},
+            )
             self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=batch_size)
             return self._zero_loss() if self.trainer.world_size > 1 else None
         self._log_terms("train", losses, batch_size, on_step=True, on_epoch=True, prog_bar=False)
@@ -223,8 +243,13 @@ class OVSNetModule(pl.LightningModule):
         if torch.isfinite(losses["total"]):
             self._log_terms("val", losses, batch_size, on_step=False, on_epoch=True, sync_dist=True)
             # a metric to maximise for sweepers when no video metric is computed
-            self.log("val/neg_loss", -losses["total"].detach(), batch_size=batch_size, on_epoch=True,
-                     sync_dist=True)
+            self.log(
+                "val/neg_loss",
+                -losses["total"].detach(),
+                batch_size=batch_size,
+                on_epoch=True,
+                sync_dist=True,
+            )
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         if len(batch[0]) == 0:
@@ -246,7 +271,9 @@ class OVSNetModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         if self.optimizer_factory is None:
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(params, lr=0.04, momentum=0.9, weight_decay=1e-4)
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=0.04, momentum=0.9, weight_decay=1e-4
+            )
         else:
             optimizer = self.optimizer_factory(params=params)
         scale = self._lr_scale()
@@ -255,11 +282,20 @@ class OVSNetModule(pl.LightningModule):
         log.info("learning rate %.5g (batch scaling x%.3g)", optimizer.param_groups[0]["lr"], scale)
         schedulers = []
         if self.scheduler_factory is not None:
-            schedulers.append({"scheduler": self.scheduler_factory(optimizer=optimizer),
-                               "interval": self.hparams.scheduler_interval, "name": "lr/main"})
+            schedulers.append(
+                {
+                    "scheduler": self.scheduler_factory(optimizer=optimizer),
+                    "interval": self.hparams.scheduler_interval,
+                    "name": "lr/main",
+                }
+            )
         if self.hparams.warmup_steps and self.hparams.warmup_steps > 0:
-            warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=self.hparams.warmup_factor,
-                                                     end_factor=1.0, total_iters=self.hparams.warmup_steps)
+            warm = torch.optim.lr_scheduler.LinearLR(
+                optimizer,
+                start_factor=self.hparams.warmup_factor,
+                end_factor=1.0,
+                total_iters=self.hparams.warmup_steps,
+            )
             schedulers.append({"scheduler": warm, "interval": "step", "name": "lr/warmup"})
         if not schedulers:
             return optimizer
@@ -276,7 +312,7 @@ class OVSNetModule(pl.LightningModule):
             group = next((g for g in GRAD_GROUPS if name.startswith(g)), "other")
             sums[group] = sums.get(group, 0.0) + float(param.grad.detach().float().pow(2).sum())
         if sums:
-            norms = {f"grad_norm/{g}": v ** 0.5 for g, v in sums.items()}
+            norms = {f"grad_norm/{g}": v**0.5 for g, v in sums.items()}
             norms["grad_norm/total"] = sum(sums.values()) ** 0.5
             self.log_dict(norms, on_step=True, on_epoch=False)
 
@@ -288,8 +324,11 @@ class OVSNetModule(pl.LightningModule):
             dataset.set_epoch(self.current_epoch)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ovsnet"] = {"nonfinite_steps": self.nonfinite_steps, "skipped_samples": self.skipped_samples,
-                                "model_config": self.hparams.get("model_config")}
+        checkpoint["ovsnet"] = {
+            "nonfinite_steps": self.nonfinite_steps,
+            "skipped_samples": self.skipped_samples,
+            "model_config": self.hparams.get("model_config"),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         extra = checkpoint.get("ovsnet", {})

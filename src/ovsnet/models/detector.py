@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 BACKBONES = ("resnet50", "resnet18", "resnet34", "mobilenet_v3_large")
 NORMS = ("auto", "frozen_bn", "bn", "gn", "syncbn")
 # Layers whose shape depends on the number of classes: re-initialised when the class count differs.
-CLASS_SPECIFIC = ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred",
-                  "roi_heads.mask_predictor.mask_fcn_logits")
+CLASS_SPECIFIC = (
+    "roi_heads.box_predictor.cls_score",
+    "roi_heads.box_predictor.bbox_pred",
+    "roi_heads.mask_predictor.mask_fcn_logits",
+)
 _CKPT_PREFIXES = ("model.detector.", "detector.", "model.")
 # torchvision's head widths (and so its published checkpoints' shapes)
 TORCHVISION_MASK_HEAD = (256, 256, 256, 256)
@@ -50,7 +53,10 @@ def _group_norm(num_channels: int, groups: int = 32) -> nn.GroupNorm:
 def make_norm_layer(norm: str) -> Callable[[int], nn.Module]:
     """Norm-layer factory: frozen BN for pretrained starts, BN/GN/SyncBN for training from scratch."""
     factories: dict[str, Callable[[int], nn.Module]] = {
-        "frozen_bn": FrozenBatchNorm2d, "bn": nn.BatchNorm2d, "gn": _group_norm, "syncbn": nn.SyncBatchNorm,
+        "frozen_bn": FrozenBatchNorm2d,
+        "bn": nn.BatchNorm2d,
+        "gn": _group_norm,
+        "syncbn": nn.SyncBatchNorm,
     }
     if norm not in factories:
         raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
@@ -62,7 +68,8 @@ def _download_error(what: str, weights: Any, exc: Exception) -> RuntimeError:
     cache = Path(torch.hub.get_dir()) / "checkpoints" / filename
     return RuntimeError(
         f"could not load the {what} weights {weights} ({exc}). This machine may have no internet access: "
-        f"download {weights.url} elsewhere and place it at {cache}, or pass checkpoint=<local file>.")
+        f"download {weights.url} elsewhere and place it at {cache}, or pass checkpoint=<local file>."
+    )
 
 
 def _load_enum_state(what: str, weights: Any) -> dict[str, torch.Tensor]:
@@ -120,7 +127,9 @@ class LoadReport:
 
 def _log_keys(source: str, missing: Sequence[str], unexpected: Sequence[str]) -> None:
     if missing:
-        log.warning("%s: %d missing keys (kept at initialisation): %s", source, len(missing), list(missing)[:20])
+        log.warning(
+            "%s: %d missing keys (kept at initialisation): %s", source, len(missing), list(missing)[:20]
+        )
     if unexpected:
         log.warning("%s: %d unexpected keys (ignored): %s", source, len(unexpected), list(unexpected)[:20])
     if not missing and not unexpected:
@@ -149,17 +158,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
-def strip_prefix(state: dict[str, torch.Tensor], prefixes: Sequence[str] = _CKPT_PREFIXES) -> dict[str, torch.Tensor]:
+def strip_prefix(
+    state: dict[str, torch.Tensor], prefixes: Sequence[str] = _CKPT_PREFIXES
+) -> dict[str, torch.Tensor]:
     """Detector keys of an ovsnet (``detector.``) or Lightning (``model.detector.``/``model.``) state dict."""
     for prefix in prefixes:
-        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if sub:
             return sub
     return state
 
 
-def load_detector_checkpoint(model: nn.Module, state: dict[str, torch.Tensor] | str | os.PathLike,
-                             source: str | None = None) -> LoadReport:
+def load_detector_checkpoint(
+    model: nn.Module, state: dict[str, torch.Tensor] | str | os.PathLike, source: str | None = None
+) -> LoadReport:
     """Load detector weights, re-initialising class-specific layers whose shapes differ; log the report."""
     if not isinstance(state, dict):
         source = source or str(state)
@@ -173,8 +185,10 @@ def load_detector_checkpoint(model: nn.Module, state: dict[str, torch.Tensor] | 
             if key.startswith(CLASS_SPECIFIC):
                 report.reinitialised.append(key)
                 continue
-            raise DataError(f"checkpoint {source}: key {key!r} has shape {tuple(value.shape)}, "
-                            f"the model expects {tuple(own[key].shape)} (different backbone or config?)")
+            raise DataError(
+                f"checkpoint {source}: key {key!r} has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(own[key].shape)} (different backbone or config?)"
+            )
         filtered[key] = value
     result = model.load_state_dict(filtered, strict=False)
     report.missing = [k for k in result.missing_keys if k not in report.reinitialised]
@@ -185,29 +199,48 @@ def load_detector_checkpoint(model: nn.Module, state: dict[str, torch.Tensor] | 
     return report
 
 
-def _roi_heads(channels: int, num_classes: int, mask_layers: tuple[int, ...], box_dim: int) -> dict[str, nn.Module]:
+def _roi_heads(
+    channels: int, num_classes: int, mask_layers: tuple[int, ...], box_dim: int
+) -> dict[str, nn.Module]:
     """Explicit box/mask heads when their widths differ from torchvision's ({} otherwise: torchvision builds them)."""
     if mask_layers == TORCHVISION_MASK_HEAD and box_dim == TORCHVISION_BOX_HEAD:
         return {}
     if not mask_layers or min(mask_layers) < 1 or box_dim < 1:
-        raise ValueError(f"mask_head_layers must be positive widths and box_head_dim >= 1, "
-                         f"got {list(mask_layers)} and {box_dim}")
-    return {"box_head": TwoMLPHead(channels * 7 * 7, box_dim),
-            "box_predictor": FastRCNNPredictor(box_dim, num_classes),
-            "mask_head": MaskRCNNHeads(channels, mask_layers, 1),
-            "mask_predictor": MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], num_classes)}
+        raise ValueError(
+            f"mask_head_layers must be positive widths and box_head_dim >= 1, "
+            f"got {list(mask_layers)} and {box_dim}"
+        )
+    return {
+        "box_head": TwoMLPHead(channels * 7 * 7, box_dim),
+        "box_predictor": FastRCNNPredictor(box_dim, num_classes),
+        "mask_head": MaskRCNNHeads(channels, mask_layers, 1),
+        "mask_predictor": MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], num_classes),
+    }
 
 
-def build_maskrcnn(backbone: str = "resnet50", num_classes: int = 2, norm: str = "auto",
-                   weights: str | None = None, checkpoint: str | os.PathLike | None = None,
-                   trainable_layers: int = 3, min_size: int = 800, max_size: int = 1333,
-                   anchor_sizes: Sequence[int] | None = None, aspect_ratios: Sequence[float] | None = None,
-                   box_score_thresh: float = 0.05, box_nms_thresh: float = 0.6, box_detections_per_img: int = 100,
-                   rpn_pre_nms_top_n_train: int = 2000, rpn_post_nms_top_n_train: int = 2000,
-                   rpn_pre_nms_top_n_test: int = 1000, rpn_post_nms_top_n_test: int = 1000,
-                   box_batch_size_per_image: int = 512, rpn_batch_size_per_image: int = 256,
-                   mask_head_layers: Sequence[int] = TORCHVISION_MASK_HEAD,
-                   box_head_dim: int = TORCHVISION_BOX_HEAD) -> MaskRCNN:
+def build_maskrcnn(
+    backbone: str = "resnet50",
+    num_classes: int = 2,
+    norm: str = "auto",
+    weights: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    trainable_layers: int = 3,
+    min_size: int = 800,
+    max_size: int = 1333,
+    anchor_sizes: Sequence[int] | None = None,
+    aspect_ratios: Sequence[float] | None = None,
+    box_score_thresh: float = 0.05,
+    box_nms_thresh: float = 0.6,
+    box_detections_per_img: int = 100,
+    rpn_pre_nms_top_n_train: int = 2000,
+    rpn_post_nms_top_n_train: int = 2000,
+    rpn_pre_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_test: int = 1000,
+    box_batch_size_per_image: int = 512,
+    rpn_batch_size_per_image: int = 256,
+    mask_head_layers: Sequence[int] = TORCHVISION_MASK_HEAD,
+    box_head_dim: int = TORCHVISION_BOX_HEAD,
+) -> MaskRCNN:
     """A torchvision Mask R-CNN with an FPN backbone, initialised from weight enums or a local checkpoint.
 
     ``weights="coco"`` (resnet50 only) loads torchvision's COCO Mask R-CNN; ``"imagenet"`` the backbone's
@@ -238,17 +271,29 @@ def build_maskrcnn(backbone: str = "resnet50", num_classes: int = 2, norm: str =
     else:
         if len(sizes) != levels:
             raise ValueError(f"anchor_sizes needs {levels} entries (one per FPN level), got {len(sizes)}")
-        anchors = AnchorGenerator(tuple((s,) for s in sizes), (tuple(aspect_ratios or (0.5, 1.0, 2.0)),) * levels)
+        anchors = AnchorGenerator(
+            tuple((s,) for s in sizes), (tuple(aspect_ratios or (0.5, 1.0, 2.0)),) * levels
+        )
     heads = _roi_heads(body.out_channels, num_classes, tuple(mask_head_layers), box_head_dim)
     model = MaskRCNN(
-        body, num_classes=None if heads else num_classes, **heads, min_size=min_size, max_size=max_size,
+        body,
+        num_classes=None if heads else num_classes,
+        **heads,
+        min_size=min_size,
+        max_size=max_size,
         rpn_anchor_generator=anchors,
-        box_roi_pool=MultiScaleRoIAlign(names, 7, 2), mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
-        box_score_thresh=box_score_thresh, box_nms_thresh=box_nms_thresh,
-        box_detections_per_img=box_detections_per_img, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_post_nms_top_n_train=rpn_post_nms_top_n_train, rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, box_batch_size_per_image=box_batch_size_per_image,
-        rpn_batch_size_per_image=rpn_batch_size_per_image)
+        box_roi_pool=MultiScaleRoIAlign(names, 7, 2),
+        mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
+        box_score_thresh=box_score_thresh,
+        box_nms_thresh=box_nms_thresh,
+        box_detections_per_img=box_detections_per_img,
+        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+        box_batch_size_per_image=box_batch_size_per_image,
+        rpn_batch_size_per_image=rpn_batch_size_per_image,
+    )
     if weights == "coco":
         enum = tvm.detection.MaskRCNN_ResNet50_FPN_Weights.COCO_V1
         load_detector_checkpoint(model, _load_enum_state("COCO Mask R-CNN", enum), source=str(enum))

@@ -18,8 +18,17 @@ from torchvision.ops import roi_align
 
 from ovsnet.models.detector import _group_norm
 
-__all__ = ["MGA_PRESETS", "AdvancedASPP", "MaskGuidedAttention", "box_attention", "crop_attention",
-           "crop_mask_targets", "enlarge_boxes", "paste_probs", "refine_loss"]
+__all__ = [
+    "MGA_PRESETS",
+    "AdvancedASPP",
+    "MaskGuidedAttention",
+    "box_attention",
+    "crop_attention",
+    "crop_mask_targets",
+    "enlarge_boxes",
+    "paste_probs",
+    "refine_loss",
+]
 
 # "fast" meets the real-time budget on CPU; "paper" is a wide ResNet-stage-like head (costly at 100x100).
 MGA_PRESETS: dict[str, dict[str, int]] = {
@@ -45,13 +54,16 @@ def box_attention(mask_probs: Tensor, size: int, scale: float = 1.2, pad_value: 
     theta[:, 0, 0] = theta[:, 1, 1] = scale
     grid = F.affine_grid(theta, [k, 1, size, size], align_corners=False)
     shifted = mask_probs.float()[:, None] - pad_value
-    return F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + pad_value
+    return (
+        F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + pad_value
+    )
 
 
 def crop_attention(full_probs: Tensor, boxes: Tensor, size: int) -> Tensor:
     """(K,H,W) full-image probabilities cropped by (K,4) boxes in the same pixels -> (K,1,size,size)."""
-    rois = torch.cat([torch.arange(len(boxes), device=boxes.device, dtype=torch.float32)[:, None],
-                      boxes.float()], dim=1)
+    rois = torch.cat(
+        [torch.arange(len(boxes), device=boxes.device, dtype=torch.float32)[:, None], boxes.float()], dim=1
+    )
     return roi_align(full_probs.float()[:, None], rois, size, 1.0, 2, aligned=True)
 
 
@@ -80,8 +92,11 @@ def paste_probs(logits: Tensor, enlarged_boxes: Tensor, size: tuple[int, int]) -
 
 def _conv_gn(cin: int, cout: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
     pad = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
-                         _group_norm(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
+        _group_norm(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class _Pooled(nn.Module):
@@ -100,14 +115,22 @@ class _Pooled(nn.Module):
 class AdvancedASPP(nn.Module):
     """DeepLabv3 ASPP branches (1x1, atrous 3x3, image pooling) concatenated with PSPNet pyramid pooling."""
 
-    def __init__(self, in_channels: int, out_channels: int, atrous_rates: Sequence[int] = (6, 12, 18),
-                 pyramid_bins: Sequence[int] = (1, 2, 3, 6), dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        atrous_rates: Sequence[int] = (6, 12, 18),
+        pyramid_bins: Sequence[int] = (1, 2, 3, 6),
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         ppm = max(out_channels // 4, 1)
-        self.branches = nn.ModuleList([_conv_gn(in_channels, out_channels, 1)]
-                                      + [_conv_gn(in_channels, out_channels, 3, r) for r in atrous_rates]
-                                      + [_Pooled(in_channels, out_channels, 1)]
-                                      + [_Pooled(in_channels, ppm, b) for b in pyramid_bins])
+        self.branches = nn.ModuleList(
+            [_conv_gn(in_channels, out_channels, 1)]
+            + [_conv_gn(in_channels, out_channels, 3, r) for r in atrous_rates]
+            + [_Pooled(in_channels, out_channels, 1)]
+            + [_Pooled(in_channels, ppm, b) for b in pyramid_bins]
+        )
         total = out_channels * (len(atrous_rates) + 2) + ppm * len(pyramid_bins)
         self.project = nn.Sequential(_conv_gn(total, out_channels, 1), nn.Dropout(dropout))
 
@@ -118,16 +141,30 @@ class AdvancedASPP(nn.Module):
 class MaskGuidedAttention(nn.Module):
     """Attention-weighted multi-level FPN crop -> dilated bottleneck stage -> Advanced ASPP -> fg/bg logits."""
 
-    def __init__(self, in_channels: int = 256, num_levels: int = 4, crop_size: int = 32, out_size: int = 100,
-                 channels: int = 64, stage_planes: int = 16, stage_blocks: int = 2, dilation: int = 2,
-                 aspp_channels: int = 64, atrous_rates: Sequence[int] = (6, 12, 18),
-                 pyramid_bins: Sequence[int] = (1, 2, 3, 6), enlarge: float = 1.2, pad_value: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int = 256,
+        num_levels: int = 4,
+        crop_size: int = 32,
+        out_size: int = 100,
+        channels: int = 64,
+        stage_planes: int = 16,
+        stage_blocks: int = 2,
+        dilation: int = 2,
+        aspp_channels: int = 64,
+        atrous_rates: Sequence[int] = (6, 12, 18),
+        pyramid_bins: Sequence[int] = (1, 2, 3, 6),
+        enlarge: float = 1.2,
+        pad_value: float = 0.5,
+    ) -> None:
         super().__init__()
         self.num_levels, self.crop_size, self.out_size = num_levels, crop_size, out_size
         self.enlarge, self.pad_value = enlarge, pad_value
         self.fuse = _conv_gn(in_channels * num_levels, channels, 1)
         self.stage = self._stage(channels, stage_planes, stage_blocks, dilation)
-        self.aspp = AdvancedASPP(stage_planes * Bottleneck.expansion, aspp_channels, atrous_rates, pyramid_bins)
+        self.aspp = AdvancedASPP(
+            stage_planes * Bottleneck.expansion, aspp_channels, atrous_rates, pyramid_bins
+        )
         self.classifier = nn.Conv2d(aspp_channels, 2, 1)
 
     @staticmethod
@@ -136,19 +173,24 @@ class MaskGuidedAttention(nn.Module):
         cout = planes * Bottleneck.expansion
         down = None if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), _group_norm(cout))
         layers = [Bottleneck(cin, planes, downsample=down, dilation=dilation, norm_layer=_group_norm)]
-        layers += [Bottleneck(cout, planes, dilation=dilation, norm_layer=_group_norm) for _ in range(blocks - 1)]
+        layers += [
+            Bottleneck(cout, planes, dilation=dilation, norm_layer=_group_norm) for _ in range(blocks - 1)
+        ]
         return nn.Sequential(*layers)
 
     def crop_features(self, features: Sequence[Tensor], rois: Tensor, image_shape: tuple[int, int]) -> Tensor:
         """RoIAlign every FPN level by the (enlarged) rois (K,5) given in padded-image pixels; concatenate."""
         if len(features) != self.num_levels:
             raise ValueError(f"MGA expects {self.num_levels} FPN levels, got {len(features)}")
-        crops = [roi_align(f, rois.to(f.dtype), self.crop_size, f.shape[-1] / image_shape[1], 2, aligned=True)
-                 for f in features]
+        crops = [
+            roi_align(f, rois.to(f.dtype), self.crop_size, f.shape[-1] / image_shape[1], 2, aligned=True)
+            for f in features
+        ]
         return torch.cat(crops, dim=1)
 
-    def forward(self, features: Sequence[Tensor], rois: Tensor, image_shape: tuple[int, int],
-                attention: Tensor) -> Tensor:
+    def forward(
+        self, features: Sequence[Tensor], rois: Tensor, image_shape: tuple[int, int], attention: Tensor
+    ) -> Tensor:
         """Logits (K,2,out,out) for enlarged rois (K,5) and their attention (K,1,S',S') in the same frame."""
         if len(rois) == 0:
             return features[0].new_zeros((0, 2, self.out_size, self.out_size))

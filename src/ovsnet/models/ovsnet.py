@@ -81,8 +81,13 @@ def group_losses(loss_dict: dict[str, Tensor], lambda_refine: float = 1.3) -> di
         "reid": loss_dict["loss_reid"],
         "refine": loss_dict["loss_refine"],
     }
-    grouped["total"] = (grouped["mask"] + grouped["loc"] + grouped["cls"] + grouped["reid"]
-                        + lambda_refine * grouped["refine"])
+    grouped["total"] = (
+        grouped["mask"]
+        + grouped["loc"]
+        + grouped["cls"]
+        + grouped["reid"]
+        + lambda_refine * grouped["refine"]
+    )
     return grouped
 
 
@@ -94,18 +99,33 @@ def _zero_like_params(module: nn.Module, ref: Tensor) -> Tensor:
 class OVSNet(nn.Module):
     """Mask R-CNN + Re-ID head + MGA. Either head may be ``None`` (ablations)."""
 
-    def __init__(self, detector: MaskRCNN, reid_head: ReIDHead | None = None,
-                 mga: MaskGuidedAttention | None = None, proposals_per_gt: int = 2, reid_min_iou: float = 0.5,
-                 reid_margin: float = 1.0, refine_per_image: int = 2, add_gt_to_reid: bool = True) -> None:
+    def __init__(
+        self,
+        detector: MaskRCNN,
+        reid_head: ReIDHead | None = None,
+        mga: MaskGuidedAttention | None = None,
+        proposals_per_gt: int = 2,
+        reid_min_iou: float = 0.5,
+        reid_margin: float = 1.0,
+        refine_per_image: int = 2,
+        add_gt_to_reid: bool = True,
+    ) -> None:
         super().__init__()
         self.detector, self.reid_head, self.mga = detector, reid_head, mga
-        self.proposals_per_gt, self.reid_min_iou, self.reid_margin = proposals_per_gt, reid_min_iou, reid_margin
+        self.proposals_per_gt, self.reid_min_iou, self.reid_margin = (
+            proposals_per_gt,
+            reid_min_iou,
+            reid_margin,
+        )
         self.refine_per_image, self.add_gt_to_reid = refine_per_image, add_gt_to_reid
         self.level_names = list(detector.roi_heads.mask_roi_pool.featmap_names)
-        self.reid_pool = (MultiScaleRoIAlign(self.level_names, reid_head.resolution, 2)
-                          if reid_head is not None else None)
+        self.reid_pool = (
+            MultiScaleRoIAlign(self.level_names, reid_head.resolution, 2) if reid_head is not None else None
+        )
         if mga is not None and mga.num_levels != len(self.level_names):
-            raise ValueError(f"MGA built for {mga.num_levels} levels, the backbone has {len(self.level_names)}")
+            raise ValueError(
+                f"MGA built for {mga.num_levels} levels, the backbone has {len(self.level_names)}"
+            )
         self._last_original_size: tuple[int, int] | None = None
 
     group_losses = staticmethod(group_losses)
@@ -136,18 +156,30 @@ class OVSNet(nn.Module):
                     raise DataError(f"training target {i} lacks key {key!r}")
             n = len(t["boxes"])
             if t["boxes"].shape != (n, 4) or len(t["labels"]) != n or len(t["masks"]) != n:
-                raise DataError(f"training target {i}: boxes {tuple(t['boxes'].shape)}, labels "
-                                f"{tuple(t['labels'].shape)} and masks {tuple(t['masks'].shape)} disagree")
+                raise DataError(
+                    f"training target {i}: boxes {tuple(t['boxes'].shape)}, labels "
+                    f"{tuple(t['labels'].shape)} and masks {tuple(t['masks'].shape)} disagree"
+                )
 
     def _candidates(self, proposals: Tensor, target: dict[str, Tensor]) -> Tensor:
         return torch.cat([proposals, target["boxes"].to(proposals)]) if self.add_gt_to_reid else proposals
 
-    def _reid_loss(self, features: OrderedDict[str, Tensor], proposals: list[Tensor],
-                   targets: list[dict[str, Tensor]], image_sizes: list[tuple[int, int]], ref: Tensor) -> Tensor:
+    def _reid_loss(
+        self,
+        features: OrderedDict[str, Tensor],
+        proposals: list[Tensor],
+        targets: list[dict[str, Tensor]],
+        image_sizes: list[tuple[int, int]],
+        ref: Tensor,
+    ) -> Tensor:
         if self.reid_head is None or self.reid_pool is None:
             return ref.new_zeros((), dtype=torch.float32)
-        picked = [select_reid_samples(self._candidates(p, t), t["boxes"], t["reid_ids"], self.proposals_per_gt,
-                                      self.reid_min_iou) for p, t in zip(proposals, targets, strict=True)]
+        picked = [
+            select_reid_samples(
+                self._candidates(p, t), t["boxes"], t["reid_ids"], self.proposals_per_gt, self.reid_min_iou
+            )
+            for p, t in zip(proposals, targets, strict=True)
+        ]
         ids = torch.cat([s[1] for s in picked])
         if ids.numel() == 0:
             return _zero_like_params(self.reid_head, ref)
@@ -155,22 +187,34 @@ class OVSNet(nn.Module):
         return batch_hard_triplet_loss(self.reid_head(pooled), ids, self.reid_margin)
 
     @torch.no_grad()
-    def _mask_probs(self, features: OrderedDict[str, Tensor], boxes: list[Tensor], labels: Tensor,
-                    image_sizes: list[tuple[int, int]]) -> Tensor:
+    def _mask_probs(
+        self,
+        features: OrderedDict[str, Tensor],
+        boxes: list[Tensor],
+        labels: Tensor,
+        image_sizes: list[tuple[int, int]],
+    ) -> Tensor:
         """Mask R-CNN 28x28 probabilities of the given class for arbitrary boxes (the MGA attention)."""
         heads = self.detector.roi_heads
         logits = heads.mask_predictor(heads.mask_head(heads.mask_roi_pool(features, boxes, image_sizes)))
         return logits[torch.arange(len(labels), device=labels.device), labels].sigmoid()
 
-    def _refine_loss(self, features: OrderedDict[str, Tensor], proposals: list[Tensor],
-                     targets: list[dict[str, Tensor]], image_list: Any, ref: Tensor) -> Tensor:
+    def _refine_loss(
+        self,
+        features: OrderedDict[str, Tensor],
+        proposals: list[Tensor],
+        targets: list[dict[str, Tensor]],
+        image_list: Any,
+        ref: Tensor,
+    ) -> Tensor:
         if self.mga is None:
             return ref.new_zeros((), dtype=torch.float32)
         feats = OrderedDict((k, v.detach()) for k, v in features.items())
         boxes, rois, labels, gts = [], [], [], []
         for i, (p, t) in enumerate(zip(proposals, targets, strict=True)):
-            chosen, _, gt_index = select_reid_samples(self._candidates(p, t), t["boxes"], t["labels"], 1,
-                                                      self.reid_min_iou)
+            chosen, _, gt_index = select_reid_samples(
+                self._candidates(p, t), t["boxes"], t["labels"], 1, self.reid_min_iou
+            )
             chosen, gt_index = chosen[: self.refine_per_image].detach(), gt_index[: self.refine_per_image]
             enlarged = enlarge_boxes(chosen, self.mga.enlarge)
             boxes.append(chosen)
@@ -201,11 +245,20 @@ class OVSNet(nn.Module):
             out = []
             for i, (res, orig) in enumerate(zip(results, originals, strict=True)):
                 size = (int(image_list.image_sizes[i][0]), int(image_list.image_sizes[i][1]))
-                ctx = FeatureContext(OrderedDict((k, v[i: i + 1]) for k, v in features.items()), size, orig,
-                                     padded)
+                ctx = FeatureContext(
+                    OrderedDict((k, v[i : i + 1]) for k, v in features.items()), size, orig, padded
+                )
                 emb = self._embed_image_boxes(ctx, res["boxes"])
-                out.append(Detections(resize_boxes(res["boxes"], size, orig), res["scores"], res["labels"],
-                                      res["masks"][:, 0], emb, ctx))
+                out.append(
+                    Detections(
+                        resize_boxes(res["boxes"], size, orig),
+                        res["scores"],
+                        res["labels"],
+                        res["masks"][:, 0],
+                        emb,
+                        ctx,
+                    )
+                )
             if originals:
                 self._last_original_size = originals[-1]
             return out
@@ -217,8 +270,11 @@ class OVSNet(nn.Module):
             return None
         if len(boxes) == 0:
             return boxes.new_zeros((0, self.reid_head.embed_dim))
-        return self.reid_head(self.reid_pool(ctx.features, [boxes.to(ctx.features[self.level_names[0]].dtype)],
-                                             [ctx.image_size]))
+        return self.reid_head(
+            self.reid_pool(
+                ctx.features, [boxes.to(ctx.features[self.level_names[0]].dtype)], [ctx.image_size]
+            )
+        )
 
     @torch.no_grad()
     def embed(self, features: FeatureContext, boxes: Tensor) -> Tensor | None:
@@ -226,8 +282,13 @@ class OVSNet(nn.Module):
         return self._embed_image_boxes(features, features.to_image(boxes))
 
     @torch.no_grad()
-    def paste_masks(self, boxes: Tensor, mask_probs: Tensor, size: tuple[int, int],
-                    original_size: tuple[int, int] | None = None) -> Tensor:
+    def paste_masks(
+        self,
+        boxes: Tensor,
+        mask_probs: Tensor,
+        size: tuple[int, int],
+        original_size: tuple[int, int] | None = None,
+    ) -> Tensor:
         """Paste (N,M,M) box-relative probabilities into (N,h,w); boxes in original pixels are rescaled.
 
         ``original_size`` defaults to the size of the last image passed to ``detect``.
@@ -261,8 +322,10 @@ class OVSNet(nn.Module):
         if self.mga is None or len(boxes) == 0:
             return full_probs.float()
         if tuple(full_probs.shape[-2:]) != tuple(features.original_size):
-            raise ValueError(f"full_probs size {tuple(full_probs.shape[-2:])} differs from the image size "
-                             f"{features.original_size}")
+            raise ValueError(
+                f"full_probs size {tuple(full_probs.shape[-2:])} differs from the image size "
+                f"{features.original_size}"
+            )
         enlarged = enlarge_boxes(boxes.float(), self.mga.enlarge)
         return self._run_mga(features, boxes, crop_attention(full_probs, enlarged, self.mga.crop_size))
 
@@ -281,20 +344,43 @@ def _load_heads(model: OVSNet, checkpoint: str | os.PathLike) -> None:
     for prefix in ("model.", ""):
         for name in ("reid_head", "mga"):
             module = getattr(model, name)
-            sub = {k[len(prefix) + len(name) + 1:]: v for k, v in state.items() if k.startswith(f"{prefix}{name}.")}
+            sub = {
+                k[len(prefix) + len(name) + 1 :]: v
+                for k, v in state.items()
+                if k.startswith(f"{prefix}{name}.")
+            }
             if module is not None and sub:
                 result = module.load_state_dict(sub, strict=False)
-                log.info("%s: loaded %s (missing %s, unexpected %s)", checkpoint, name,
-                         result.missing_keys, result.unexpected_keys)
+                log.info(
+                    "%s: loaded %s (missing %s, unexpected %s)",
+                    checkpoint,
+                    name,
+                    result.missing_keys,
+                    result.unexpected_keys,
+                )
 
 
-def build_ovsnet(backbone: str = "resnet50", num_classes: int = 2, reid: bool = True, mga: bool = True,
-                 embed_dim: int = 128, reid_hidden_dim: int = 1024, reid_dropout: float = 0.2,
-                 mga_preset: str = "fast", mga_channels: int | None = None, proposals_per_gt: int = 2,
-                 reid_min_iou: float = 0.5, reid_margin: float = 1.0, refine_per_image: int = 2,
-                 checkpoint: str | os.PathLike | None = None, **detector_kwargs: Any) -> OVSNet:
+def build_ovsnet(
+    backbone: str = "resnet50",
+    num_classes: int = 2,
+    reid: bool = True,
+    mga: bool = True,
+    embed_dim: int = 128,
+    reid_hidden_dim: int = 1024,
+    reid_dropout: float = 0.2,
+    mga_preset: str = "fast",
+    mga_channels: int | None = None,
+    proposals_per_gt: int = 2,
+    reid_min_iou: float = 0.5,
+    reid_margin: float = 1.0,
+    refine_per_image: int = 2,
+    checkpoint: str | os.PathLike | None = None,
+    **detector_kwargs: Any,
+) -> OVSNet:
     """OVS-Net from config values (the Hydra target). ``mga_channels`` overrides the preset's widths."""
-    detector = build_maskrcnn(backbone=backbone, num_classes=num_classes, checkpoint=checkpoint, **detector_kwargs)
+    detector = build_maskrcnn(
+        backbone=backbone, num_classes=num_classes, checkpoint=checkpoint, **detector_kwargs
+    )
     levels = len(detector.roi_heads.mask_roi_pool.featmap_names)
     channels = detector.backbone.out_channels
     head = ReIDHead(channels, 7, reid_hidden_dim, embed_dim, reid_dropout) if reid else None
@@ -304,7 +390,9 @@ def build_ovsnet(backbone: str = "resnet50", num_classes: int = 2, reid: bool = 
             raise ValueError(f"unknown mga_preset {mga_preset!r}; choose one of {sorted(MGA_PRESETS)}")
         widths = dict(MGA_PRESETS[mga_preset])
         if mga_channels is not None:
-            widths.update(channels=mga_channels, aspp_channels=mga_channels, stage_planes=max(mga_channels // 4, 1))
+            widths.update(
+                channels=mga_channels, aspp_channels=mga_channels, stage_planes=max(mga_channels // 4, 1)
+            )
         refine = MaskGuidedAttention(in_channels=channels, num_levels=levels, **widths)
     model = OVSNet(detector, head, refine, proposals_per_gt, reid_min_iou, reid_margin, refine_per_image)
     if checkpoint is not None:

@@ -12,8 +12,14 @@ __all__ = ["ReIDHead", "batch_hard_triplet_loss", "select_reid_samples"]
 class ReIDHead(nn.Module):
     """RoIAligned features -> fc -> ReLU -> fc -> ``embed_dim``, dropout after the last fc (paper 3.1.2)."""
 
-    def __init__(self, in_channels: int = 256, resolution: int = 7, hidden_dim: int = 1024,
-                 embed_dim: int = 128, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int = 256,
+        resolution: int = 7,
+        hidden_dim: int = 1024,
+        embed_dim: int = 128,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.resolution = resolution
         self.embed_dim = embed_dim
@@ -34,8 +40,10 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     that still backpropagates, so a training step never breaks on an unlucky batch.
     """
     if embeddings.ndim != 2 or labels.ndim != 1 or len(labels) != len(embeddings):
-        raise ValueError(f"expected embeddings (K,D) and labels (K,), got {tuple(embeddings.shape)} and "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"expected embeddings (K,D) and labels (K,), got {tuple(embeddings.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
     emb = embeddings.float()
     dist = (emb[:, None, :] - emb[None, :, :]).pow(2).sum(-1)
     same = labels[:, None] == labels[None, :]
@@ -49,8 +57,9 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     return torch.relu(hardest_pos[valid] - hardest_neg[valid] + margin).mean()
 
 
-def select_reid_samples(proposals: Tensor, gt_boxes: Tensor, gt_ids: Tensor, per_gt: int = 2,
-                        min_iou: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+def select_reid_samples(
+    proposals: Tensor, gt_boxes: Tensor, gt_ids: Tensor, per_gt: int = 2, min_iou: float = 0.0
+) -> tuple[Tensor, Tensor, Tensor]:
     """The ``per_gt`` proposals with the largest IoU to each GT box -> (boxes, reid ids, gt index).
 
     Proposals below ``min_iou`` are dropped (an untrained RPN otherwise labels background as the object).
