@@ -10,29 +10,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from tiny_models import TINY_TRAIN_MODEL
 
 from ovsnet.data.davis import load_davis
 from ovsnet.inference.cascade import PATHS
 from ovsnet.lightning.callbacks import VideoSegmentationCallback, truncate_sequence
 from ovsnet.lightning.datamodules import DAVISDataModule
 from ovsnet.lightning.module import OVSNetModule
-
-TINY_MODEL = {
-    "backbone": "resnet18",
-    "norm": "bn",
-    "weights": None,
-    "min_size": 64,
-    "max_size": 96,
-    "mga_channels": 16,
-    "reid_hidden_dim": 32,
-    "box_detections_per_img": 10,
-    "rpn_pre_nms_top_n_test": 100,
-    "rpn_post_nms_top_n_test": 30,
-    "rpn_pre_nms_top_n_train": 100,
-    "rpn_post_nms_top_n_train": 50,
-    "box_batch_size_per_image": 32,
-}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,7 +49,7 @@ def _datamodule(root: Path) -> DAVISDataModule:
 
 def test_fit_logs_video_metrics(tmp_path: Path, data_root: Path) -> None:
     torch.manual_seed(0)
-    module = OVSNetModule(model_config=TINY_MODEL, warmup_steps=1, base_batch_size=None)
+    module = OVSNetModule(model_config=TINY_TRAIN_MODEL, warmup_steps=1, base_batch_size=None)
     callback = VideoSegmentationCallback(
         every_n_epochs=1,
         max_sequences=2,
@@ -141,7 +125,7 @@ def test_ranks_split_videos_and_sums_add_up(tmp_path: Path, data_root: Path) -> 
     from ovsnet.models.ovsnet import build_ovsnet
 
     torch.manual_seed(0)
-    model = build_ovsnet(**TINY_MODEL)
+    model = build_ovsnet(**TINY_TRAIN_MODEL)
     callback = VideoSegmentationCallback(max_frames=4, log_media=False, flow={"backend": "zero"})
     single = _FakeModule(model)
     callback.on_validation_epoch_end(_fake_trainer(data_root, 1, 0, tmp_path), single)

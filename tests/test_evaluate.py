@@ -21,6 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.loggers import CSVLogger
+from tiny_models import TINY_MODEL
 
 from ovsnet import evaluation
 from ovsnet.data.davis import load_davis
@@ -40,20 +41,6 @@ from ovsnet.metrics.davis import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
-# the suggested tiny model, with the detector's test-time proposal/detection counts cut so a random network
-# (every score near 0.5) does not push 100 detections per frame through the mask head
-TINY_MODEL = {
-    "backbone": "resnet18",
-    "norm": "bn",
-    "weights": None,
-    "min_size": 64,
-    "max_size": 96,
-    "mga_channels": 16,
-    "reid_hidden_dim": 32,
-    "box_detections_per_img": 10,
-    "rpn_pre_nms_top_n_test": 100,
-    "rpn_post_nms_top_n_test": 30,
-}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

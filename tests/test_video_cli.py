@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from test_segmenter import FakeModel
+from tiny_models import TINY_MODEL
 
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
 from ovsnet.data.video import VideoWriter, iter_video_frames
@@ -18,18 +19,6 @@ from ovsnet.inference.video_cli import main, segment_video
 from ovsnet.models.ovsnet import build_ovsnet
 
 H, W, N, SIDE = 64, 80, 5, 20
-TINY = {
-    "backbone": "resnet18",
-    "norm": "bn",
-    "weights": None,
-    "min_size": 64,
-    "max_size": 96,
-    "mga_channels": 16,
-    "reid_hidden_dim": 32,
-    "box_detections_per_img": 10,
-    "rpn_pre_nms_top_n_test": 100,
-    "rpn_post_nms_top_n_test": 30,
-}
 SUMMARY_KEYS = {
     "video",
     "frames",
@@ -72,12 +61,12 @@ def _first_mask(path: Path, shape: tuple[int, int] = (H, W), empty: bool = False
 def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("video_cli")
     torch.manual_seed(0)
-    model = build_ovsnet(**TINY)
+    model = build_ovsnet(**TINY_MODEL)
     ckpt = root / "tiny.ckpt"
     torch.save(
         {
             "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-            "hyper_parameters": {"model_config": TINY},
+            "hyper_parameters": {"model_config": TINY_MODEL},
         },
         ckpt,
     )
@@ -85,7 +74,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.save(
         {
             "state_dict": {"model.encoder.weight": torch.zeros(3, 3)},
-            "hyper_parameters": {"model_config": TINY},
+            "hyper_parameters": {"model_config": TINY_MODEL},
         },
         other,
     )
