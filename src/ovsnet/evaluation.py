@@ -223,6 +223,18 @@ def load_model(
     return model
 
 
+def load_model_from_config(cfg: DictConfig, device: torch.device | str) -> torch.nn.Module:
+    """:func:`load_model` with the ``ckpt_path`` / ``model_config`` / ``model_overrides`` / ``random_init``
+    keys of an evaluate.yaml config."""
+    return load_model(
+        cfg.get("ckpt_path"),
+        device,
+        cfg.get("model_config"),
+        cfg.get("model_overrides"),
+        bool(cfg.get("random_init", False)),
+    )
+
+
 def make_segmenter_factory(
     cfg: Mapping[str, Any] | DictConfig, device: torch.device, config: CascadeConfig | None = None
 ) -> Callable[[], VideoSegmenter]:
@@ -232,13 +244,7 @@ def make_segmenter_factory(
     config = config or cascade_config(cfg.get("inference"))
 
     def make() -> VideoSegmenter:
-        model = load_model(
-            cfg.get("ckpt_path"),
-            device,
-            cfg.get("model_config"),
-            cfg.get("model_overrides"),
-            bool(cfg.get("random_init", False)),
-        )
+        model = load_model_from_config(cfg, device)
         return VideoSegmenter(
             model,
             make_flow((cfg.get("inference") or {}).get("flow")),
@@ -620,13 +626,7 @@ def run_video(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
             raise FileNotFoundError(f"{key}={cfg.get(key)}: not found")
     _check_model_source(cfg)
     device = resolve_device(cfg.get("device", "auto"))
-    model = load_model(
-        cfg.get("ckpt_path"),
-        device,
-        cfg.get("model_config"),
-        cfg.get("model_overrides"),
-        bool(cfg.get("random_init", False)),
-    )
+    model = load_model_from_config(cfg, device)
     out_dir = Path(str(cfg.get("video_out_dir") or Path(str(cfg.output_dir)) / "video"))
     inference = cfg.get("inference") or {}
     result = segment_video(
