@@ -89,7 +89,7 @@ class Setup:
     finetune_steps: int  # per λ (+ MGA)
 
 
-FULL = Setup(sequences=24, frames=30, size=(128, 160), steps=240, finetune_steps=100)
+FULL = Setup(sequences=24, frames=30, size=(128, 160), steps=240, finetune_steps=80)
 QUICK = Setup(sequences=4, frames=12, size=(64, 80), steps=3, finetune_steps=2)
 
 

@@ -97,3 +97,22 @@ def test_select_top_n_proposals_per_gt() -> None:
         select_reid_samples(props[:0], gt, torch.tensor([7, 9])),
     ):
         assert empty[0].shape == (0, 4) and len(empty[1]) == 0
+
+
+def test_layer_norm_keeps_the_head_alive_when_features_shift() -> None:
+    """A drifting backbone can push every hidden pre-activation below zero: the bare head then gives one
+    constant embedding for every box (the Re-ID collapse), the LayerNorm head still tells boxes apart."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 8, 7, 7)
+    heads = {
+        norm: ReIDHead(8, 7, hidden_dim=32, embed_dim=16, norm=norm).eval() for norm in ("none", "layer")
+    }
+    for head in heads.values():
+        with torch.no_grad():
+            head.fc1.bias.fill_(-100.0)  # every ReLU input negative
+    dead = heads["none"](x)
+    assert torch.allclose(dead, dead[:1].expand_as(dead))
+    alive = heads["layer"](x)
+    assert torch.cdist(alive, alive).max() > 0.1
+    with pytest.raises(ValueError, match="norm"):
+        ReIDHead(8, 7, norm="batch")

@@ -368,6 +368,7 @@ def build_ovsnet(
     embed_dim: int = 128,
     reid_hidden_dim: int = 1024,
     reid_dropout: float = 0.2,
+    reid_norm: str = "layer",
     mga_preset: str = "fast",
     mga_channels: int | None = None,
     proposals_per_gt: int = 2,
@@ -383,7 +384,7 @@ def build_ovsnet(
     )
     levels = len(detector.roi_heads.mask_roi_pool.featmap_names)
     channels = detector.backbone.out_channels
-    head = ReIDHead(channels, 7, reid_hidden_dim, embed_dim, reid_dropout) if reid else None
+    head = ReIDHead(channels, 7, reid_hidden_dim, embed_dim, reid_dropout, reid_norm) if reid else None
     refine = None
     if mga:
         if mga_preset not in MGA_PRESETS:
