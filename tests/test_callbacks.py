@@ -77,6 +77,7 @@ def test_fit_logs_video_metrics(tmp_path: Path, data_root: Path) -> None:
         assert name in metrics and 0.0 <= float(metrics[name]) <= 1.0
     assert float(metrics["val/JF"]) == pytest.approx((float(metrics["val/J"]) + float(metrics["val/F"])) / 2)
     assert float(metrics["val/fps"]) > 0
+    assert float(metrics["train/reid_spread"]) > 0  # the Re-ID collapse signal is logged
     # 2 videos x 3 segmented frames (4 kept, the first is given) x their objects
     assert sum(float(metrics[f"val/paths/{p}"]) for p in PATHS) > 0
     assert module.model.training  # the training mode is restored after the online pass

@@ -231,6 +231,9 @@ class OVSNetModule(pl.LightningModule):
             self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=batch_size)
             return self._zero_loss() if self.trainer.world_size > 1 else None
         self._log_terms("train", losses, batch_size, on_step=True, on_epoch=True, prog_bar=False)
+        spread = getattr(self.model, "reid_spread", None)
+        if spread is not None:  # falls to 0 when the Re-ID embeddings collapse
+            self.log("train/reid_spread", spread, batch_size=batch_size, on_step=True, on_epoch=False)
         self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=batch_size)
         self.log("train/skipped_samples", float(self.skipped_samples), batch_size=batch_size)
         return total

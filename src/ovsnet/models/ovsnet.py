@@ -118,6 +118,7 @@ class OVSNet(nn.Module):
             reid_margin,
         )
         self.refine_per_image, self.add_gt_to_reid = refine_per_image, add_gt_to_reid
+        self.reid_spread: Tensor | None = None  # set by each training forward that has Re-ID samples
         self.level_names = list(detector.roi_heads.mask_roi_pool.featmap_names)
         self.reid_pool = (
             MultiScaleRoIAlign(self.level_names, reid_head.resolution, 2) if reid_head is not None else None
@@ -172,6 +173,7 @@ class OVSNet(nn.Module):
         image_sizes: list[tuple[int, int]],
         ref: Tensor,
     ) -> Tensor:
+        self.reid_spread = None
         if self.reid_head is None or self.reid_pool is None:
             return ref.new_zeros((), dtype=torch.float32)
         picked = [
@@ -184,7 +186,10 @@ class OVSNet(nn.Module):
         if ids.numel() == 0:
             return _zero_like_params(self.reid_head, ref)
         pooled = self.reid_pool(features, [s[0] for s in picked], image_sizes)
-        return batch_hard_triplet_loss(self.reid_head(pooled), ids, self.reid_margin)
+        embeddings = self.reid_head(pooled)
+        # collapse detector: the per-dimension spread of this batch's embeddings (0 = every box looks alike)
+        self.reid_spread = embeddings.detach().float().std(0, correction=0).mean()
+        return batch_hard_triplet_loss(embeddings, ids, self.reid_margin)
 
     @torch.no_grad()
     def _mask_probs(
