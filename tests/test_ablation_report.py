@@ -95,3 +95,18 @@ def test_report_and_figure_are_written(ablation: ModuleType, tmp_path: Path) -> 
     assert "![ablations](ablations.png)" in text
     assert all(title in text for title in ablation.TITLES.values())
     assert not list(tmp_path.glob("docs/*.tmp*"))  # written atomically
+
+
+def test_reid_section_lists_low_thresholds_and_distance_percentiles(ablation: ModuleType) -> None:
+    rows = [ablation.row(f"ρ_reid = {r:.1f}", _summary(0.4 + r / 10), None) for r in ablation.RHO_REID_LOW]
+    distances = {
+        "same object": [0.1, 0.2, 0.5, 0.7, 1.0],
+        "different objects": [0.5, 1.2, 1.9, 2.2, 2.8],
+        "embeddings": [42.0],
+    }
+    text = "\n".join(ablation.reid_section(rows, distances))
+    assert "| ρ_reid = 1.5 | 56.0 | 54.0 | **55.0** |" in text  # the best low threshold is bold
+    assert "| – | – | – |" in text  # no paper numbers for thresholds the paper did not try
+    assert "42 detections" in text
+    assert "| same object | 0.10 | 0.20 | 0.50 | 0.70 | 1.00 |" in text
+    assert "| embeddings |" not in text
