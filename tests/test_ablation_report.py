@@ -82,6 +82,7 @@ def test_report_and_figure_are_written(ablation: ModuleType, tmp_path: Path) -> 
         "date": "2026-12-02",
         "machine": "test",
         "minutes": 1.0,
+        "train_minutes": 3.0,
         "data": "tiny",
         "image_size": "64×80",
         "steps": "3 + 2",
@@ -93,6 +94,7 @@ def test_report_and_figure_are_written(ablation: ModuleType, tmp_path: Path) -> 
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = page.read_text()
     assert "![ablations](ablations.png)" in text
+    assert "3 min of training" in text
     assert all(title in text for title in ablation.TITLES.values())
     assert not list(tmp_path.glob("docs/*.tmp*"))  # written atomically
 
