@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 import torch
 from rich.console import Console
+from tqdm import tqdm
 
 from ovsnet.data.io import atomic_path
 from ovsnet.inference.segmenter import VideoSegmenter
@@ -73,13 +74,25 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     from ovsnet.models.ovsnet import build_ovsnet
 
-    model = build_ovsnet(backbone=args.backbone, min_size=args.height, max_size=args.width)
+    # random weights score every proposal near 0.5: cap the detections so a frame costs milliseconds (the
+    # memory under test is the segmenter's state, which does not depend on the number of candidates)
+    model = build_ovsnet(
+        backbone=args.backbone,
+        min_size=args.height,
+        max_size=args.width,
+        box_detections_per_img=10,
+        rpn_pre_nms_top_n_test=100,
+        rpn_post_nms_top_n_test=30,
+    )
     segmenter = VideoSegmenter(model)
     process = psutil.Process()
     samples: list[tuple[int, float]] = []
     baseline = None
     start = time.perf_counter()
-    for index, (frame, labels) in enumerate(stream(args.frames, args.height, args.width)):
+    frames = tqdm(
+        stream(args.frames, args.height, args.width), total=args.frames, unit="frame", mininterval=5
+    )
+    for index, (frame, labels) in enumerate(frames):
         if index == 0:
             segmenter.start(frame, labels)
         else:
@@ -88,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
             baseline = process.memory_info().rss / MB
         if (index + 1) % args.every == 0 or index + 1 == args.frames:
             samples.append((index + 1, process.memory_info().rss / MB))
+            frames.set_postfix(rss_mb=f"{samples[-1][1]:.0f}")
     seconds = time.perf_counter() - start
     baseline = baseline if baseline is not None else samples[0][1]
     growth = max(rss for _, rss in samples) - baseline
