@@ -324,8 +324,9 @@ def reid_distances(work: Path, setup: Setup, ckpt: Path, min_iou: float = 0.5) -
                     identities.append((video, int(objects[int(k)])))
     emb = np.stack(embeddings)
     dist = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
-    same_video = np.array([[a[0] == b[0] for b in identities] for a in identities])
-    same = np.array([[a == b for b in identities] for a in identities])
+    video, obj = np.array(identities).T
+    same_video = video[:, None] == video[None]
+    same = same_video & (obj[:, None] == obj[None])
     off_diagonal = ~np.eye(len(emb), dtype=bool)
     groups = {
         "same object": same & off_diagonal,
