@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     from ovsnet.models.ovsnet import build_ovsnet
 
-    # random weights score every proposal near 0.5: cap the detections so a frame costs milliseconds (the
-    # memory under test is the segmenter's state, which does not depend on the number of candidates)
+    # random weights score every proposal near 0.5: cap the detections, and use narrow heads, so a frame
+    # costs milliseconds (the memory under test is the segmenter's state: it does not depend on the number
+    # of candidates or the widths of the layers)
     model = build_ovsnet(
         backbone=args.backbone,
         min_size=args.height,
@@ -83,7 +84,13 @@ def main(argv: list[str] | None = None) -> dict:
         box_detections_per_img=10,
         rpn_pre_nms_top_n_test=100,
         rpn_post_nms_top_n_test=30,
-    )
+        fpn_channels=64,
+        mask_head_layers=[64, 64],
+        box_head_dim=256,
+        reid_hidden_dim=64,
+        mga_channels=16,
+        mga_size=48,
+    ).eval()
     segmenter = VideoSegmenter(model)
     process = psutil.Process()
     samples: list[tuple[int, float]] = []

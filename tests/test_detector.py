@@ -167,3 +167,24 @@ def test_narrow_roi_heads_keep_torchvision_key_names(coco_like_file) -> None:
         build_maskrcnn("resnet18", num_classes=91, checkpoint=path, **TINY, box_head_dim=256)
     with pytest.raises(ValueError, match="mask_head_layers"):
         build_maskrcnn("resnet18", **TINY, mask_head_layers=[])
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v3_large"])
+def test_narrow_fpn_sets_the_width_of_every_later_layer(backbone: str, coco_like_file) -> None:
+    """``fpn_channels`` narrows the FPN, RPN head and RoI heads together; keys stay torchvision's."""
+    default = build_maskrcnn(backbone, **TINY)
+    narrow = build_maskrcnn(backbone, **TINY, fpn_channels=64)
+    assert narrow.backbone.out_channels == 64
+    assert set(narrow.state_dict()) == set(default.state_dict())
+    assert narrow.rpn.head.conv[0][0].in_channels == 64
+    assert narrow.roi_heads.mask_head[0][0].in_channels == 64
+    features = narrow.backbone(torch.rand(1, 3, 64, 96))
+    assert all(f.shape[1] == 64 for f in features.values())
+    narrow.eval()
+    (out,) = narrow([torch.rand(3, 64, 96)])
+    assert out["masks"].shape[-2:] == (64, 96)
+    if backbone == "resnet18":  # a 256-wide checkpoint cannot fill a 64-wide FPN: the error names the key
+        with pytest.raises(DataError, match="fpn"):
+            build_maskrcnn(backbone, num_classes=91, checkpoint=coco_like_file[0], **TINY, fpn_channels=64)
+    with pytest.raises(ValueError, match="fpn_channels"):
+        build_maskrcnn(backbone, **TINY, fpn_channels=0)

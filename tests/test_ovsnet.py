@@ -199,3 +199,22 @@ def test_one_step_lowers_the_loss(batch: tuple) -> None:
     with torch.no_grad():
         after = total()
     assert after < before
+
+
+def test_mga_size_sets_the_refinement_resolution(batch: tuple) -> None:
+    """``mga_size`` (100 in the paper) sets MGA's working grid in training and inference alike."""
+    torch.manual_seed(0)
+    net = build_ovsnet(**TINY, mga_size=24)
+    assert net.mga.out_size == 24
+    net.train()
+    assert torch.isfinite(net(*batch)["loss_refine"])
+    net.eval()
+    det = net.detect([batch[0][0]])[0]
+    logits = net.mga(
+        [det.features.features[k] for k in net.level_names],
+        torch.tensor([[0.0, 4.0, 4.0, 40.0, 40.0]]),
+        det.features.padded_size,
+        torch.full((1, 1, net.mga.crop_size, net.mga.crop_size), 0.5),
+    )
+    assert logits.shape == (1, 2, 24, 24)
+    assert net.refine(det.features, det.boxes[:1], det.mask_probs[:1]).shape == (min(len(det), 1), 64, 80)

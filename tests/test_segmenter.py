@@ -10,11 +10,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_models import TINY_MODEL
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from ovsnet.data.io import DataError
-from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.cascade import CascadeConfig, mask_iou
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
+from ovsnet.models.ovsnet import build_ovsnet
 
 H, W, SIDE = 96, 128, 24
 
@@ -258,3 +260,40 @@ def test_real_ovsnet_end_to_end() -> None:
     assert len(seg.decisions) == 4 and all(set(d) == {1, 2} for d in seg.decisions)
     assert all(seg.timings[s] > 0 for s in ("detect", "flow", "cascade", "merge"))
     assert Counter(p for d in seg.decisions for p in d.values()).total() == 8
+
+
+def test_pruned_candidate_masks_keep_every_iou_path_decision() -> None:
+    """Only candidates that could pass ρ_iou are pasted; every IoU the IoU path can accept is unchanged."""
+    torch.manual_seed(0)
+    model = build_ovsnet(**{**TINY_MODEL, "min_size": H, "max_size": W, "box_detections_per_img": 100}).eval()
+    config = CascadeConfig(min_candidate_score=0.0, rho_iou=0.05, iou_scale=0.5)
+    seg = VideoSegmenter(model, config=config)
+    frames, labels = make_video(num_frames=3)
+    seg.start(frames[0], labels[0])
+    seg.step(frames[1])
+    det = seg._detect(frames[2])
+    templates = seg._templates(seg.flow(frames[1], frames[2]))
+    cand = {"boxes": det.boxes, "mask_probs": det.mask_probs}
+    pruned = seg._candidate_masks(cand, templates)
+    full = model.paste_masks(det.boxes, det.mask_probs, seg._small_size()) > 0.5
+    iou_full, iou_pruned = mask_iou(templates > 0.5, full), mask_iou(templates > 0.5, pruned)
+    eligible = iou_full > config.rho_iou
+    assert eligible.any() and pruned.flatten(1).any(1).sum() < len(det.boxes)  # some kept, some skipped
+    assert torch.equal(iou_pruned[eligible], iou_full[eligible])
+    assert (iou_pruned <= config.rho_iou).logical_or(eligible).all()
+
+
+def test_merge_gives_each_pixel_to_the_most_probable_object_above_half() -> None:
+    frames, labels = make_video(num_frames=1)
+    seg = VideoSegmenter(FakeModel())
+    seg.start(frames[0], labels[0])
+    probs = torch.zeros(2, H, W)
+    probs[0, :, :10] = 0.9  # object 1 alone
+    probs[1, :, 5:20] = 0.7  # overlaps object 1 on columns 5-9, where object 1 is more probable
+    probs[0, :, 30:40] = probs[1, :, 30:40] = 0.8  # a tie goes to the first object, as an argmax would
+    probs[1, :, 50:60] = 0.5  # exactly 0.5 is background
+    merged = seg._merge(probs)
+    assert merged.dtype == np.uint8 and merged.shape == (H, W)
+    assert (merged[:, :10] == 1).all() and (merged[:, 10:20] == 2).all() and (merged[:, 30:40] == 1).all()
+    assert (merged[:, 20:30] == 0).all() and (merged[:, 50:60] == 0).all()
+    assert (seg._merge(torch.zeros(0, H, W)) == 0).all()

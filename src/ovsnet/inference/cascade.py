@@ -23,9 +23,11 @@ __all__ = [
     "Decision",
     "TrackState",
     "associate",
+    "box_intersection",
     "mask_iou",
     "reid_scores",
     "update_state",
+    "widen_boxes",
 ]
 
 PATHS: tuple[str, ...] = ("iou", "reid", "flow", "absent")
@@ -92,6 +94,20 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.zeros_like(inter))
 
 
+def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, K) intersection areas of xyxy boxes (N,4) x (K,4) (``box_iou`` gives the ratio, not the area)."""
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    return (rb - lt).clamp(min=0).prod(dim=2)
+
+
+def widen_boxes(boxes: torch.Tensor, fraction: float, pixels: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """xyxy boxes grown on every side by ``fraction`` of their size plus ``pixels``."""
+    size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    sign = boxes.new_tensor([-1.0, -1.0, 1.0, 1.0])
+    return boxes + sign * (size * fraction + pixels)
+
+
 def _assign(cost: np.ndarray, feasible: np.ndarray) -> list[tuple[int, int]]:
     """Min-cost matching restricted to feasible pairs (rows = objects, columns = candidates)."""
     if cost.size == 0 or not feasible.any():
@@ -123,9 +139,14 @@ def _iou_path(
 ) -> None:
     if not objects or not free:
         return
-    iou = mask_iou(templates[objects] > 0.5, candidates[free] > 0.5).cpu().numpy()
+    # an empty candidate mask has IoU 0 with everything: leave it out of the (K, N) product
+    nonempty = candidates.flatten(1).any(dim=1).tolist()
+    pool = [c for c in free if nonempty[c]]
+    if not pool:
+        return
+    iou = mask_iou(templates[objects] > 0.5, candidates[pool] > 0.5).cpu().numpy()
     for r, c in _assign(-iou, iou > config.rho_iou):
-        out[objects[r]] = Decision("iou", free[c], float(iou[r, c]))
+        out[objects[r]] = Decision("iou", pool[c], float(iou[r, c]))
 
 
 def _reid_path(

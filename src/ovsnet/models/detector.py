@@ -23,7 +23,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ovsnet.data.io import DataError
 
@@ -90,19 +91,39 @@ def _imagenet_backbone(backbone: str, norm_layer: Callable[[int], nn.Module], pr
     return net
 
 
-def _fpn_backbone(backbone: str, norm: str, pretrained: bool, trainable_layers: int) -> nn.Module:
+def _fpn_backbone(
+    backbone: str, norm: str, pretrained: bool, trainable_layers: int, fpn_channels: int = 256
+) -> nn.Module:
     norm_layer = make_norm_layer(norm)
     if backbone.startswith("resnet"):
         net = _imagenet_backbone(backbone, norm_layer, pretrained)
         fpn_norm = None if norm == "frozen_bn" else norm_layer
-        return _resnet_fpn_extractor(net, min(trainable_layers, 5), norm_layer=fpn_norm)
+        body = _resnet_fpn_extractor(net, min(trainable_layers, 5), norm_layer=fpn_norm)
+        return _with_fpn_width(body, fpn_channels, fpn_norm)
     if backbone == "mobilenet_v3_large":
         bn = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01) if norm == "bn" else norm_layer
         if norm == "frozen_bn":
             bn = partial(FrozenBatchNorm2d, eps=0.001)
         net = _imagenet_backbone(backbone, bn, pretrained)
-        return _mobilenet_extractor(net, True, min(trainable_layers, 6))
+        return _with_fpn_width(_mobilenet_extractor(net, True, min(trainable_layers, 6)), fpn_channels, None)
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
+
+
+def _with_fpn_width(body: nn.Module, channels: int, norm_layer: Callable[..., nn.Module] | None) -> nn.Module:
+    """Swap torchvision's 256-channel FPN for a ``channels``-wide one (same layout and key names).
+
+    Every later conv and RoI pool works at the FPN width: on a CPU a 128-channel FPN roughly halves a small
+    model's training step (RPN head, RoIAlign backward, box/mask heads). Weights for 256 channels then no
+    longer fit those layers (a shape error says so when a checkpoint is loaded).
+    """
+    if channels == body.out_channels:
+        return body
+    if channels < 1:
+        raise ValueError(f"fpn_channels must be positive, got {channels}")
+    in_channels = [block[0].in_channels for block in body.fpn.inner_blocks]
+    body.fpn = FeaturePyramidNetwork(in_channels, channels, LastLevelMaxPool(), norm_layer=norm_layer)
+    body.out_channels = channels
+    return body
 
 
 def _feature_names(backbone: nn.Module) -> list[str]:
@@ -240,6 +261,7 @@ def build_maskrcnn(
     rpn_batch_size_per_image: int = 256,
     mask_head_layers: Sequence[int] = TORCHVISION_MASK_HEAD,
     box_head_dim: int = TORCHVISION_BOX_HEAD,
+    fpn_channels: int = 256,
 ) -> MaskRCNN:
     """A torchvision Mask R-CNN with an FPN backbone, initialised from weight enums or a local checkpoint.
 
@@ -249,6 +271,7 @@ def build_maskrcnn(
     identity statistics leaves a random network unnormalised and its gradients explode.
     ``mask_head_layers`` / ``box_head_dim`` narrow the RoI heads for small CPU models: with torchvision's
     widths the 4-conv mask head on every positive RoI costs more than a ResNet-18 backbone in training.
+    ``fpn_channels`` narrows the FPN (and so the RPN and every RoI head) the same way.
     Other widths than torchvision's cannot load its checkpoints' head weights (a shape error says so).
     """
     if backbone not in BACKBONES:
@@ -262,7 +285,7 @@ def build_maskrcnn(
     if weights is None and checkpoint is None and trainable_layers < 5:
         log.info("no pretrained weights: training all backbone layers instead of %d", trainable_layers)
         trainable_layers = 6
-    body = _fpn_backbone(backbone, norm, weights == "imagenet", trainable_layers)
+    body = _fpn_backbone(backbone, norm, weights == "imagenet", trainable_layers, fpn_channels)
     names = _feature_names(body)
     levels = len(names) + 1  # + the "pool" level used by the RPN
     sizes = tuple(anchor_sizes) if anchor_sizes else (32, 64, 128, 256, 512)[:levels]

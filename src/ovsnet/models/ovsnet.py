@@ -376,6 +376,7 @@ def build_ovsnet(
     reid_norm: str = "layer",
     mga_preset: str = "fast",
     mga_channels: int | None = None,
+    mga_size: int = 100,
     proposals_per_gt: int = 2,
     reid_min_iou: float = 0.5,
     reid_margin: float = 1.0,
@@ -383,7 +384,9 @@ def build_ovsnet(
     checkpoint: str | os.PathLike | None = None,
     **detector_kwargs: Any,
 ) -> OVSNet:
-    """OVS-Net from config values (the Hydra target). ``mga_channels`` overrides the preset's widths."""
+    """OVS-Net from config values (the Hydra target). ``mga_channels`` overrides the preset's widths;
+    ``mga_size`` is MGA's working resolution (the paper's 100x100; small images need less: MGA's cost grows
+    with its square)."""
     detector = build_maskrcnn(
         backbone=backbone, num_classes=num_classes, checkpoint=checkpoint, **detector_kwargs
     )
@@ -399,7 +402,7 @@ def build_ovsnet(
             widths.update(
                 channels=mga_channels, aspp_channels=mga_channels, stage_planes=max(mga_channels // 4, 1)
             )
-        refine = MaskGuidedAttention(in_channels=channels, num_levels=levels, **widths)
+        refine = MaskGuidedAttention(in_channels=channels, num_levels=levels, out_size=mga_size, **widths)
     model = OVSNet(detector, head, refine, proposals_per_gt, reid_min_iou, reid_margin, refine_per_image)
     if checkpoint is not None:
         _load_heads(model, checkpoint)
