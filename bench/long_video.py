@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         reid_hidden_dim=64,
         mga_channels=16,
         mga_size=48,
-    ).eval()
+    )
     segmenter = VideoSegmenter(model, decision_history=args.decision_history)
     process = psutil.Process()
     samples: list[tuple[int, float]] = []

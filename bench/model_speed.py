@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ovsnet.data.io import atomic_path
-from ovsnet.models.ovsnet import OVSNet, build_ovsnet
+from ovsnet.models.ovsnet import Detections, build_ovsnet
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SHARE = 0.15
@@ -71,10 +71,9 @@ def bare_detector(image: torch.Tensor) -> Callable[[], object]:
 
 
 def _object_boxes(
-    model: OVSNet, image: torch.Tensor, objects: int
+    det: Detections, image: torch.Tensor, objects: int
 ) -> tuple[object, torch.Tensor, torch.Tensor]:
-    """Features of one detect pass and ``objects`` boxes with 28x28 probabilities to refine."""
-    det = model.detect([image])[0]
+    """The features of a detect pass and ``objects`` boxes with 28x28 probabilities to refine."""
     h, w = image.shape[-2:]
     if len(det) >= objects:
         return det.features, det.boxes[:objects], det.mask_probs[:objects]
@@ -94,7 +93,7 @@ def ovsnet_figures(
     keep_all_proposals(model.detector)
     with torch.inference_mode():
         dets = model.detect([image])[0]
-        features, boxes, probs = _object_boxes(model, image, objects)
+        features, boxes, probs = _object_boxes(dets, image, objects)
         t = _timed(
             {
                 "bare": bare,
@@ -127,7 +126,7 @@ def mga_preset_cost(image: torch.Tensor, bare: Callable[[], object], repeats: in
             backbone="resnet50", weights=None, min_size=h, max_size=w, reid=False, mga_preset=preset
         ).eval()
         with torch.inference_mode():
-            f, b, p = _object_boxes(model, image, 4)
+            f, b, p = _object_boxes(model.detect([image])[0], image, 4)
             t = _timed(
                 {
                     "bare": bare,

@@ -13,7 +13,6 @@ from ovsnet.inference.cascade import (
     box_intersection,
     mask_iou,
     update_state,
-    widen_boxes,
 )
 from ovsnet.inference.memory import ReIDBank
 
@@ -146,8 +145,7 @@ def test_config_and_shape_errors() -> None:
         )
 
 
-def test_box_intersection_and_widen_boxes() -> None:
+def test_box_intersection() -> None:
     a = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 40.0]])
     b = torch.tensor([[5.0, 5.0, 15.0, 15.0], [0.0, 0.0, 2.0, 3.0], [40.0, 40.0, 50.0, 50.0]])
     assert box_intersection(a, b).tolist() == [[25.0, 6.0, 0.0], [0.0, 0.0, 0.0]]
-    assert widen_boxes(a, 0.1, pixels=1.0).tolist() == [[-2.0, -2.0, 12.0, 12.0], [18.0, 17.0, 32.0, 43.0]]

@@ -27,7 +27,6 @@ __all__ = [
     "mask_iou",
     "reid_scores",
     "update_state",
-    "widen_boxes",
 ]
 
 PATHS: tuple[str, ...] = ("iou", "reid", "flow", "absent")
@@ -99,13 +98,6 @@ def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     lt = torch.maximum(a[:, None, :2], b[None, :, :2])
     rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
     return (rb - lt).clamp(min=0).prod(dim=2)
-
-
-def widen_boxes(boxes: torch.Tensor, fraction: float, pixels: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """xyxy boxes grown on every side by ``fraction`` of their size plus ``pixels``."""
-    size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
-    sign = boxes.new_tensor([-1.0, -1.0, 1.0, 1.0])
-    return boxes + sign * (size * fraction + pixels)
 
 
 def _assign(cost: np.ndarray, feasible: np.ndarray) -> list[tuple[int, int]]:

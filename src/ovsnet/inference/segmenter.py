@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.models.detection.roi_heads import expand_boxes
 from torchvision.ops import masks_to_boxes
 
 from ovsnet.data.io import DataError
@@ -32,7 +33,6 @@ from ovsnet.inference.cascade import (
     associate,
     box_intersection,
     update_state,
-    widen_boxes,
 )
 from ovsnet.inference.flow import FlowEstimator, build_flow, warp
 from ovsnet.inference.memory import ReIDBank
@@ -272,10 +272,14 @@ class VideoSegmenter:
             return masks
         scale = templates.new_tensor([self._size[1] / small[1], self._size[0] / small[0]] * 2)
         # +1: masks_to_boxes gives inclusive pixel indices, boxes are pixel edges
-        template_boxes = (masks_to_boxes(binary[live]) + templates.new_tensor([0, 0, 1, 1])) * scale
-        areas = binary[live].flatten(1).sum(1).float() * scale[0] * scale[1]
+        live_masks = binary[live]
+        template_boxes = (masks_to_boxes(live_masks) + templates.new_tensor([0, 0, 1, 1])) * scale
+        areas = live_masks.flatten(1).sum(1).float() * scale[0] * scale[1]
         boxes = cand["boxes"].float().to(templates.device)
-        widened = widen_boxes(boxes, 1.0 / cand["mask_probs"].shape[-1], pixels=float(scale.max()))
+        side = cand["mask_probs"].shape[
+            -1
+        ]  # the paste pads each side by one mask pixel: torchvision's expand
+        widened = expand_boxes(boxes, (side + 2) / side) + templates.new_tensor([-1, -1, 1, 1]) * scale.max()
         inter = box_intersection(widened, template_boxes)
         hits = (inter > self.config.rho_iou * areas[None]).any(dim=1).nonzero().flatten()
         if len(hits):
