@@ -14,7 +14,7 @@ from tiny_models import TINY_MODEL
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from ovsnet.data.io import DataError
-from ovsnet.inference.cascade import CascadeConfig, mask_iou
+from ovsnet.inference.cascade import CascadeConfig, box_mask_iou
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
 from ovsnet.models.ovsnet import build_ovsnet
 
@@ -262,11 +262,11 @@ def test_real_ovsnet_end_to_end() -> None:
     assert Counter(p for d in seg.decisions for p in d.values()).total() == 8
 
 
-def test_pruned_candidate_masks_keep_every_iou_path_decision() -> None:
-    """Only candidates that could pass ρ_iou are pasted; every IoU the IoU path can accept is unchanged."""
+def test_pruned_candidate_ious_keep_every_iou_path_decision() -> None:
+    """IoUs are computed only for candidates that could pass ρ_iou; every IoU the IoU path can accept is unchanged."""
     torch.manual_seed(0)
     model = build_ovsnet(**{**TINY_MODEL, "min_size": H, "max_size": W, "box_detections_per_img": 100}).eval()
-    config = CascadeConfig(min_candidate_score=0.0, rho_iou=0.05, iou_scale=0.5)
+    config = CascadeConfig(min_candidate_score=0.0, rho_iou=0.3, iou_scale=0.5)
     seg = VideoSegmenter(model, config=config)
     frames, labels = make_video(num_frames=3)
     seg.start(frames[0], labels[0])
@@ -274,13 +274,17 @@ def test_pruned_candidate_masks_keep_every_iou_path_decision() -> None:
     det = seg._detect(frames[2])
     templates = seg._templates(seg.flow(frames[1], frames[2]))
     cand = {"boxes": det.boxes, "mask_probs": det.mask_probs}
-    pruned = seg._candidate_masks(cand, templates)
-    full = model.paste_masks(det.boxes, det.mask_probs, seg._small_size()) > 0.5
-    iou_full, iou_pruned = mask_iou(templates > 0.5, full), mask_iou(templates > 0.5, pruned)
-    eligible = iou_full > config.rho_iou
-    assert eligible.any() and pruned.flatten(1).any(1).sum() < len(det.boxes)  # some kept, some skipped
-    assert torch.equal(iou_pruned[eligible], iou_full[eligible])
-    assert (iou_pruned <= config.rho_iou).logical_or(eligible).all()
+    pruned = seg._candidate_ious(cand, templates)
+    sh, sw = seg._small_size()
+    full = box_mask_iou(
+        (templates > 0.5).float(), det.boxes * torch.tensor([sw / W, sh / H] * 2), det.mask_probs
+    )
+    assert pruned.shape == full.shape == (2, len(det.boxes))
+    eligible = full > config.rho_iou
+    skipped = (pruned == 0).all(0) & (full > 0).any(0)  # overlapping candidates left out by the box bound
+    assert eligible.any() and skipped.any()
+    assert torch.equal(pruned[eligible], full[eligible])
+    assert (pruned <= config.rho_iou).logical_or(eligible).all()
 
 
 def test_merge_gives_each_pixel_to_the_most_probable_object_above_half() -> None:

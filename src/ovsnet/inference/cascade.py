@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from torchvision.ops import roi_align
 
 from ovsnet.inference.memory import ReIDBank
 
@@ -24,6 +25,7 @@ __all__ = [
     "TrackState",
     "associate",
     "box_intersection",
+    "box_mask_iou",
     "mask_iou",
     "reid_scores",
     "update_state",
@@ -86,11 +88,36 @@ class Decision:
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(K, N) IoU of binary masks (K,h,w) x (N,h,w) as one matrix product of the flattened masks."""
-    fa = a.reshape(a.shape[0], -1).float()
-    fb = b.reshape(b.shape[0], -1).float()
+    fa = a.flatten(1).float()
+    fb = b.flatten(1).float()
     inter = fa @ fb.T
     union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.zeros_like(inter))
+
+
+def box_mask_iou(templates: torch.Tensor, boxes: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
+    """(K, N) IoU of binary templates (K,h,w) with candidates given as box-relative masks, without pasting.
+
+    A detection's mask is an MxM grid over its box (``boxes`` (N,4) xyxy in template pixels).
+    ``roi_align`` averages each template over every cell of every candidate's grid in one call, so the
+    intersection is measured on the candidate's own grid: no per-candidate paste into the image, which cost
+    ~0.3 ms per candidate on a CPU.
+    """
+    k, n, side = templates.shape[0], boxes.shape[0], mask_probs.shape[-1]
+    if k == 0 or n == 0:
+        return templates.new_zeros((k, n), dtype=torch.float32)
+    fg = (mask_probs > 0.5).float()
+    boxes = boxes.float()
+    rois = torch.cat([boxes.new_zeros((n, 1)), boxes], dim=1)
+    # aligned=True: pixel i covers [i, i+1); sampling_ratio=0: ceil(cell size) samples per cell and axis
+    cover = roi_align(
+        templates.float()[None], rois, (side, side), 1.0, sampling_ratio=0, aligned=True
+    )  # (N, K, side, side): the fraction of each cell inside each template
+    wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
+    cell = wh[:, 0] * wh[:, 1] / side**2  # one cell's area in template pixels
+    inter = (cover * fg[:, None]).sum(dim=(2, 3)) * cell[:, None]
+    union = templates.flatten(1).float().sum(1)[None] + (fg.sum(dim=(1, 2)) * cell)[:, None] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.zeros_like(inter)).T
 
 
 def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -122,23 +149,13 @@ def reid_scores(
 
 
 def _iou_path(
-    templates: torch.Tensor,
-    candidates: torch.Tensor,
-    objects: list[int],
-    free: list[int],
-    config: CascadeConfig,
-    out: dict[int, Decision],
+    iou: np.ndarray, objects: list[int], free: list[int], config: CascadeConfig, out: dict[int, Decision]
 ) -> None:
     if not objects or not free:
         return
-    # an empty candidate mask has IoU 0 with everything: leave it out of the (K, N) product
-    nonempty = candidates.flatten(1).any(dim=1).tolist()
-    pool = [c for c in free if nonempty[c]]
-    if not pool:
-        return
-    iou = mask_iou(templates[objects] > 0.5, candidates[pool] > 0.5).cpu().numpy()
-    for r, c in _assign(-iou, iou > config.rho_iou):
-        out[objects[r]] = Decision("iou", pool[c], float(iou[r, c]))
+    sub = iou[np.ix_(objects, free)]
+    for r, c in _assign(-sub, sub > config.rho_iou):
+        out[objects[r]] = Decision("iou", free[c], float(sub[r, c]))
 
 
 def _reid_path(
@@ -170,36 +187,43 @@ def _flow_or_absent(templates: torch.Tensor, k: int, state: TrackState, config: 
 
 def associate(
     templates: torch.Tensor,
-    candidate_masks: torch.Tensor,
+    candidate_masks: torch.Tensor | None,
     candidate_embeddings: torch.Tensor | None,
     banks: Sequence[ReIDBank],
     states: Sequence[TrackState],
     config: CascadeConfig,
     candidate_scores: torch.Tensor | None = None,
+    iou: torch.Tensor | None = None,
 ) -> list[Decision]:
     """Decide per object: IoU path, else Re-ID path, else Flow path, else absent.
 
     ``templates`` (K,h,w) are the previous masks warped by flow; ``candidate_masks`` (N,h,w) the detections'
-    masks at the same reduced resolution. Absent objects take part only in the Re-ID path: once lost, only
-    appearance can bring them back. Candidates scoring below ``min_candidate_score`` are ignored.
+    masks at the same reduced resolution, or ``None`` when ``iou`` (K,N) already holds the template-candidate
+    IoUs (``box_mask_iou``). Absent objects take part only in the Re-ID path: once lost, only appearance can
+    bring them back. Candidates scoring below ``min_candidate_score`` are ignored.
     """
     num_objects = templates.shape[0]
     if not len(banks) == len(states) == num_objects:
         raise ValueError(
             f"associate: {num_objects} templates but {len(banks)} banks and {len(states)} states"
         )
-    if candidate_masks.shape[0] and tuple(candidate_masks.shape[1:]) != tuple(templates.shape[1:]):
-        raise ValueError(
-            f"associate: candidate masks {tuple(candidate_masks.shape)} and templates "
-            f"{tuple(templates.shape)} must share the reduced resolution"
-        )
-    free = list(range(candidate_masks.shape[0]))
+    if iou is None:
+        if candidate_masks is None:
+            raise ValueError("associate: give the candidate masks or their IoU matrix")
+        if candidate_masks.shape[0] and tuple(candidate_masks.shape[1:]) != tuple(templates.shape[1:]):
+            raise ValueError(
+                f"associate: candidate masks {tuple(candidate_masks.shape)} and templates "
+                f"{tuple(templates.shape)} must share the reduced resolution"
+            )
+        iou = mask_iou(templates > 0.5, candidate_masks > 0.5)
+    if iou.shape[0] != num_objects:
+        raise ValueError(f"associate: IoU matrix {tuple(iou.shape)} for {num_objects} templates")
+    iou_np = iou.float().cpu().numpy()
+    free = list(range(iou_np.shape[1]))
     if candidate_scores is not None:
         free = [i for i in free if float(candidate_scores[i]) >= config.min_candidate_score]
     out: dict[int, Decision] = {}
-    _iou_path(
-        templates, candidate_masks, [k for k in range(num_objects) if states[k].present], free, config, out
-    )
+    _iou_path(iou_np, [k for k in range(num_objects) if states[k].present], free, config, out)
     taken = {d.candidate for d in out.values()}
     free = [i for i in free if i not in taken]
     _reid_path(

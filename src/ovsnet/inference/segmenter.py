@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection.roi_heads import expand_boxes
 from torchvision.ops import masks_to_boxes
 
 from ovsnet.data.io import DataError
@@ -32,6 +31,7 @@ from ovsnet.inference.cascade import (
     TrackState,
     associate,
     box_intersection,
+    box_mask_iou,
     update_state,
 )
 from ovsnet.inference.flow import FlowEstimator, build_flow, warp
@@ -251,42 +251,41 @@ class VideoSegmenter:
             "mask_probs": det.mask_probs[keep],
             "embeddings": det.embeddings[keep] if det.embeddings is not None else None,
         }
-        masks = self._candidate_masks(cand, templates)
-        decisions = associate(templates, masks, cand["embeddings"], self._banks, self._states, self.config)
+        iou = self._candidate_ious(cand, templates)
+        decisions = associate(
+            templates, None, cand["embeddings"], self._banks, self._states, self.config, iou=iou
+        )
         return cand, decisions
 
-    def _candidate_masks(self, cand: dict[str, Any], templates: torch.Tensor) -> torch.Tensor:
-        """Binary candidate masks at the IoU resolution, pasted only where the IoU path could accept them.
+    def _candidate_ious(self, cand: dict[str, Any], templates: torch.Tensor) -> torch.Tensor:
+        """(K, N) template-candidate IoUs at the IoU resolution, computed only where the IoU path could pass.
 
         A candidate's mask lies in its box, so its IoU with a template of area ``a`` is at most
         ``inter(box, template box) / a``: a candidate whose box overlap is at most ``rho_iou * a`` with every
-        present template cannot pass the IoU path and stays empty. This skips most of the ~100 detections
-        (pasting costs ~0.3 ms each on a CPU) without changing any decision; boxes are widened by the paste
-        padding (one mask pixel, 1/28 of the box) plus a pixel so rounding never drops a candidate that could pass.
+        present template cannot pass the IoU path and keeps IoU 0. This leaves out most of the ~100
+        detections without changing any decision. The template boxes are widened by the reach of
+        ``box_mask_iou``'s samples, so no candidate that could pass is dropped.
         """
-        small = self._small_size()
-        masks = torch.zeros((len(cand["boxes"]), *small), dtype=torch.bool, device=templates.device)
+        iou = templates.new_zeros((templates.shape[0], len(cand["boxes"])), dtype=torch.float32)
         binary = templates > 0.5
         live = [k for k, st in enumerate(self._states) if st.present and bool(binary[k].any())]
         if not len(cand["boxes"]) or not live:
-            return masks
-        scale = templates.new_tensor([self._size[1] / small[1], self._size[0] / small[0]] * 2)
-        # +1: masks_to_boxes gives inclusive pixel indices, boxes are pixel edges
+            return iou
+        small = self._small_size()
+        to_small = templates.new_tensor([small[1] / self._size[1], small[0] / self._size[0]] * 2)
         live_masks = binary[live]
-        template_boxes = (masks_to_boxes(live_masks) + templates.new_tensor([0, 0, 1, 1])) * scale
-        areas = live_masks.flatten(1).sum(1).float() * scale[0] * scale[1]
-        boxes = cand["boxes"].float().to(templates.device)
-        side = cand["mask_probs"].shape[
-            -1
-        ]  # the paste pads each side by one mask pixel: torchvision's expand
-        widened = expand_boxes(boxes, (side + 2) / side) + templates.new_tensor([-1, -1, 1, 1]) * scale.max()
-        inter = box_intersection(widened, template_boxes)
+        # pixel edges are [x0, x1 + 1] (masks_to_boxes gives inclusive indices), widened by one pixel: a
+        # bilinear sample reads a pixel from up to half a pixel beyond its edge and stands for at most half a
+        # pixel around itself (roi_align takes ceil(cell size) samples per cell)
+        template_boxes = masks_to_boxes(live_masks) + templates.new_tensor([-1, -1, 2, 2])
+        areas = live_masks.flatten(1).sum(1).float()
+        boxes = cand["boxes"].float().to(templates.device) * to_small
+        inter = box_intersection(boxes, template_boxes)
         hits = (inter > self.config.rho_iou * areas[None]).any(dim=1).nonzero().flatten()
         if len(hits):
-            with self._autocast():
-                pasted = self.model.paste_masks(cand["boxes"][hits], cand["mask_probs"][hits], small)
-            masks[hits] = pasted.to(masks.device) > 0.5
-        return masks
+            probs = cand["mask_probs"][hits].to(templates.device)
+            iou[:, hits] = box_mask_iou(binary.float(), boxes[hits], probs)
+        return iou
 
     def _refine(
         self, det: Any, cand: dict[str, Any], flow: np.ndarray, decisions: list[Decision]
