@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ovsnet.inference.flow import DISFlow, FarnebackFlow, RAFTFlow, build_flow, warp
+from ovsnet.inference.flow import DISFlow, FarnebackFlow, RAFTFlow, build_flow, resize_flow, warp
 
 
 def _textured(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
@@ -90,3 +90,35 @@ def test_raft_random_weights_shape_and_dtype() -> None:
     flow = estimator(image, _shift(image, 2, 0))
     assert flow.shape == (64, 80, 2) and flow.dtype == np.float32
     assert np.isfinite(flow).all()
+    assert estimator.low_res(image, image).shape == (128, 128, 2)  # RAFT's minimum working size
+
+
+@pytest.mark.parametrize("backend", ["dis", "farneback"])
+def test_low_res_flow_is_the_full_flow_before_resizing(backend: str) -> None:
+    prev = _textured()
+    cur = _shift(prev, dx=4, dy=-2)
+    low = build_flow(backend, scale=0.5).low_res(prev, cur)
+    assert low.shape == (48, 64, 2)
+    inner = low[8:-8, 8:-8]  # in half-resolution pixels: half the motion
+    assert np.median(inner[..., 0]) == pytest.approx(-2.0, abs=0.2)
+    assert np.median(inner[..., 1]) == pytest.approx(1.0, abs=0.2)
+    np.testing.assert_allclose(resize_flow(low, 96, 128), build_flow(backend, scale=0.5)(prev, cur))
+
+
+def test_resize_flow_scales_vectors_per_axis() -> None:
+    flow = np.zeros((10, 20, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 2.0, -1.0
+    out = resize_flow(flow, 30, 40)
+    assert out.shape == (30, 40, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[..., 0], 4.0)
+    np.testing.assert_allclose(out[..., 1], -3.0)
+    assert resize_flow(flow, 10, 20) is flow
+
+
+def test_previous_frame_gray_is_reused_only_for_the_same_array() -> None:
+    a, b = _textured(seed=1), _textured(seed=2)
+    c = _shift(b, dx=2, dy=1)
+    streaming = DISFlow(scale=0.5)
+    streaming(a, b)
+    np.testing.assert_array_equal(streaming(b, c), DISFlow(scale=0.5)(b, c))  # b's gray from the cache
+    np.testing.assert_array_equal(streaming(b.copy(), a), DISFlow(scale=0.5)(b, a))  # a copy: converted anew

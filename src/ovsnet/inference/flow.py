@@ -3,6 +3,9 @@
 Every estimator is called as ``flow(prev_rgb, rgb) -> HxWx2 float32``: for each pixel of ``rgb`` the
 displacement (x, y) to its position in ``prev_rgb`` (backward flow). With backward flow, warping the
 previous masks is a plain gather (``cv2.remap`` / ``grid_sample``) with no holes or collisions.
+The built-in estimators also offer ``low_res(prev_rgb, rgb)``: the same flow at their working resolution,
+so a caller that needs it smaller (the cascade's templates) or only sometimes at full size (flow-path
+objects) resizes it once with ``resize_flow`` instead of paying for a full-resolution field every frame.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DISFlow", "FarnebackFlow", "FlowEstimator", "RAFTFlow", "build_flow", "warp"]
+__all__ = ["DISFlow", "FarnebackFlow", "FlowEstimator", "RAFTFlow", "build_flow", "resize_flow", "warp"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ def _to_gray(rgb: np.ndarray, scale: float) -> np.ndarray:
     return gray
 
 
-def _upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a flow field to HxW and multiply its vectors by the per-axis scale factor."""
     h, w = flow.shape[:2]
     if (h, w) == (height, width):
@@ -67,7 +70,28 @@ def _upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     return up.astype(np.float32, copy=False)
 
 
-class DISFlow:
+class _GrayPairs:
+    """Working-scale grayscale of both frames; a video's frame t is frame t+1's ``prev``: convert it once.
+
+    The cache holds the last current frame itself and is hit only when the very same array comes back as
+    ``prev_rgb`` (how ``VideoSegmenter`` calls it); an array changed in place between calls is not supported.
+    """
+
+    scale: float
+    _last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _grays(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _check_pair(prev_rgb, rgb)
+        if self._last is not None and self._last[0] is prev_rgb:
+            prev = self._last[1]
+        else:
+            prev = _to_gray(prev_rgb, self.scale)
+        cur = _to_gray(rgb, self.scale)
+        self._last = (rgb, cur)
+        return prev, cur
+
+
+class DISFlow(_GrayPairs):
     """OpenCV Dense Inverse Search: a few ms per frame on CPU at reduced resolution (the default)."""
 
     def __init__(self, preset: str = "ultrafast", scale: float = 0.5) -> None:
@@ -77,14 +101,16 @@ class DISFlow:
         self.scale = _check_scale(scale)
         self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
 
+    def low_res(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """Backward flow at the working scale, in working-scale pixels."""
+        prev, cur = self._grays(prev_rgb, rgb)
+        return self._dis.calc(cur, prev, None)  # cur(x) ~ prev(x + flow(x)): backward flow
+
     def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-        _check_pair(prev_rgb, rgb)
-        cur, prev = _to_gray(rgb, self.scale), _to_gray(prev_rgb, self.scale)
-        flow = self._dis.calc(cur, prev, None)  # cur(x) ~ prev(x + flow(x)): backward flow
-        return _upscale_flow(flow, *rgb.shape[:2])
+        return resize_flow(self.low_res(prev_rgb, rgb), *rgb.shape[:2])
 
 
-class FarnebackFlow:
+class FarnebackFlow(_GrayPairs):
     """OpenCV Farneback polynomial-expansion flow: slower than DIS, smoother on large textureless areas."""
 
     def __init__(
@@ -108,11 +134,13 @@ class FarnebackFlow:
             flags=0,
         )
 
+    def low_res(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """Backward flow at the working scale, in working-scale pixels."""
+        prev, cur = self._grays(prev_rgb, rgb)
+        return cv2.calcOpticalFlowFarneback(cur, prev, None, **self.params)
+
     def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-        _check_pair(prev_rgb, rgb)
-        cur, prev = _to_gray(rgb, self.scale), _to_gray(prev_rgb, self.scale)
-        flow = cv2.calcOpticalFlowFarneback(cur, prev, None, **self.params)
-        return _upscale_flow(flow, *rgb.shape[:2])
+        return resize_flow(self.low_res(prev_rgb, rgb), *rgb.shape[:2])
 
 
 _RAFT_VARIANTS = ("raft_small", "raft_large")
@@ -176,7 +204,8 @@ class RAFTFlow:
         return image / 127.5 - 1.0
 
     @torch.inference_mode()
-    def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    def low_res(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """Backward flow at RAFT's working size (multiples of 8), in working-size pixels."""
         _check_pair(prev_rgb, rgb)
         h, w = rgb.shape[:2]
         # RAFT's correlation pyramid needs at least 128 px per side (feature maps of 16 at stride 8).
@@ -185,8 +214,10 @@ class RAFTFlow:
         flows = self.model(
             self._prepare(rgb, size), self._prepare(prev_rgb, size), num_flow_updates=self.iters
         )
-        flow = flows[-1][0].permute(1, 2, 0).float().cpu().numpy()
-        return _upscale_flow(np.ascontiguousarray(flow), h, w)
+        return np.ascontiguousarray(flows[-1][0].permute(1, 2, 0).float().cpu().numpy())
+
+    def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        return resize_flow(self.low_res(prev_rgb, rgb), *rgb.shape[:2])
 
 
 def build_flow(backend: str = "dis", **kwargs) -> FlowEstimator:

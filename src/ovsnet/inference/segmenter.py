@@ -16,7 +16,6 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,7 +33,7 @@ from ovsnet.inference.cascade import (
     box_mask_iou,
     update_state,
 )
-from ovsnet.inference.flow import FlowEstimator, build_flow, warp
+from ovsnet.inference.flow import FlowEstimator, build_flow, resize_flow, warp
 from ovsnet.inference.memory import ReIDBank
 
 __all__ = ["STAGES", "VideoSegmenter"]
@@ -201,7 +200,7 @@ class VideoSegmenter:
         with self._timed("detect"):
             det = self._detect(frame)
         with self._timed("flow"):
-            flow = self.flow(self._prev_frame, frame)
+            flow = self._flow(self._prev_frame, frame)
             templates = self._templates(flow)
         with self._timed("cascade"):
             cand, decisions = self._cascade(det, templates)
@@ -225,13 +224,19 @@ class VideoSegmenter:
         lut = torch.tensor(ids, device=labels.device, dtype=labels.dtype)
         return (labels[None] == lut[:, None, None]).float()
 
+    def _flow(self, prev: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """Backward flow at the estimator's working resolution when it offers one (``low_res``), else full.
+
+        Templates need it at the IoU resolution and only flow-path objects at full resolution, so a
+        full-resolution field every frame (~1 ms of resizing at 480p) is left to ``_warp_full``.
+        """
+        low_res = getattr(self.flow, "low_res", None)
+        return low_res(prev, frame) if low_res is not None else self.flow(prev, frame)
+
     def _templates(self, flow: np.ndarray) -> torch.Tensor:
-        """Previous object masks warped by flow, at the reduced IoU resolution (K, h, w)."""
-        h, w = self._size
+        """Previous object masks warped by flow (at any resolution), at the reduced IoU resolution (K, h, w)."""
         sh, sw = self._small_size()
-        small_flow = cv2.resize(flow, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        small_flow[..., 0] *= sw / w
-        small_flow[..., 1] *= sh / h
+        small_flow = resize_flow(flow, sh, sw)
         small_labels = F.interpolate(self._prev_labels[None, None].float(), size=(sh, sw), mode="nearest")[
             0, 0
         ]
@@ -239,6 +244,7 @@ class VideoSegmenter:
 
     def _warp_full(self, ks: list[int], flow: np.ndarray) -> torch.Tensor:
         """Full-resolution warp of some objects' previous masks (only flow-path objects need it)."""
+        flow = resize_flow(flow, *self._size)
         masks = self._object_masks(self._prev_labels, ks)
         if self.device.type == "cpu":  # cv2.remap is several times faster than grid_sample on CPU
             return torch.from_numpy(warp(masks.numpy(), flow))
