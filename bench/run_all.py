@@ -1,4 +1,4 @@
-"""Run every CPU benchmark and gather the figures into docs/benchmarks.md (`make bench`).
+"""Run every CPU benchmark and gather the figures into docs/benchmarks_cpu.md (`make bench`).
 
 Each benchmark script takes ``--out PATH.json`` and writes its figures there; a ``"markdown"`` entry in that JSON, when
 present, is the benchmark's own table, otherwise the JSON is flattened into one. The page records the command and the
