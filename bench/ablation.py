@@ -35,7 +35,16 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ovsnet.inference.cascade import PAPER_RULES
 from ovsnet.training import compose_config, finish_wandb, progress_bar_overrides, run_dir_overrides
+
+# the tables reproduce the paper's cascade: its rules exactly (conf/inference/paper.yaml), on top of each
+# row's preset, not the library's default guards
+PAPER_OVERRIDES = [
+    f"inference.{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
+    for k, v in PAPER_RULES.items()
+]
+BASELINE_LABELS = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("ovsnet.ablation")
@@ -201,6 +210,8 @@ def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequenc
             "media.enabled=false",
             "skip_done=false",
             "progress=false",
+            f"baselines_dir={work}/eval/baselines",
+            *PAPER_OVERRIDES,
             *overrides,
         ],
     )
@@ -265,6 +276,25 @@ def run_tables(work: Path, setup: Setup, main_ckpt: Path, lambda_ckpts: dict[flo
             row("+ MGA", full, p6["+ MGA"]),
         ],
     }
+
+
+def baseline_section(summary: dict[str, Any]) -> list[str]:
+    """The model-free baselines scored on the same validation videos, as a markdown section."""
+    rows = [
+        {**row(BASELINE_LABELS.get(k, k), {"metrics": v}, None), "paths": None}
+        for k, v in (summary.get("baselines") or {}).items()
+    ]
+    if not rows:
+        return []
+    return [
+        "## Model-free baselines on the same videos",
+        "",
+        "Every row above is to be read beside these: the first mask copied to every frame, and the first mask "
+        "propagated frame to frame with the segmenter's own optical flow (`python -m ovsnet.baselines`).",
+        "",
+        markdown_table(rows),
+        "",
+    ]
 
 
 def low_threshold_rows(work: Path, setup: Setup, main_ckpt: Path) -> list[dict[str, Any]]:
@@ -366,7 +396,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         jf = _fmt(r["J&F-Mean"], 100)
         jf = f"**{jf}**" if r["J&F-Mean"] == best else jf
-        paths = " / ".join(f"{100 * r['paths'].get(p, 0.0):.0f}" for p in ("iou", "reid", "flow", "absent"))
+        paths = (
+            " / ".join(f"{100 * r['paths'].get(p, 0.0):.0f}" for p in ("iou", "reid", "flow", "absent"))
+            if r["paths"] is not None
+            else "–"
+        )
         paper = r["paper"] or [None] * 3
         lines.append(
             f"| {r['label']} | {_fmt(r['J-Mean'], 100)} | {_fmt(r['F-Mean'], 100)} | {jf} | {paths} "
@@ -590,7 +624,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     figure(tables, plot)
     main_ckpt = lambda_ckpts[MAIN_LAMBDA]
     low_rows, distances = low_threshold_rows(work, setup, main_ckpt), reid_distances(work, setup, main_ckpt)
-    write_report(tables, meta, args.page, plot, reid_section(low_rows, distances))
+    base = evaluate(work, setup, main_ckpt, "base", ["inference=base"])
+    extra = [*baseline_section(base), *reid_section(low_rows, distances)]
+    write_report(tables, meta, args.page, plot, extra)
     result = {"tables": tables, "rho_reid_low": low_rows, "reid_distances": distances, "meta": meta}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

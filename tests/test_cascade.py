@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from ovsnet.inference.cascade import (
+    PAPER_RULES,
     CascadeConfig,
     Decision,
     TrackState,
@@ -35,7 +36,8 @@ def _bank(*vectors: list[float], size: int = 64) -> ReIDBank:
     return bank
 
 
-def _run(templates, cands, embs, banks, states=None, **cfg) -> list[Decision]:
+def _run(templates, cands, embs, banks, states=None, guarded: bool = False, **cfg) -> list[Decision]:
+    """The paper's rules unless ``guarded`` (the library's default guards on the IoU path and absence)."""
     states = states or [TrackState() for _ in banks]
     return associate(
         torch.stack(templates),
@@ -43,7 +45,7 @@ def _run(templates, cands, embs, banks, states=None, **cfg) -> list[Decision]:
         embs,
         banks,
         states,
-        CascadeConfig(**cfg),
+        CascadeConfig(**{**({} if guarded else PAPER_RULES), **cfg}),
     )
 
 
@@ -86,11 +88,11 @@ def test_box_mask_iou_is_as_accurate_as_pasting_at_the_reduced_resolution() -> N
 
 
 def test_associate_takes_a_precomputed_iou_matrix() -> None:
-    iou = torch.tensor([[0.2, 0.7, 0.5]])
+    iou = torch.tensor([[0.2, 0.85, 0.5]])
     d = associate(
         torch.stack([_box(0, 0)]), None, None, [_bank([0.0])], [TrackState()], CascadeConfig(), iou=iou
     )
-    assert d[0].path == "iou" and d[0].candidate == 1 and d[0].score == pytest.approx(0.7)
+    assert d[0].path == "iou" and d[0].candidate == 1 and d[0].score == pytest.approx(0.85)
     with pytest.raises(ValueError, match="IoU matrix"):
         associate(
             torch.stack([_box(0, 0)]), None, None, [_bank([0.0])], [TrackState()], CascadeConfig(), iou=iou.T
@@ -197,3 +199,37 @@ def test_box_intersection() -> None:
     a = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 40.0]])
     b = torch.tensor([[5.0, 5.0, 15.0, 15.0], [0.0, 0.0, 2.0, 3.0], [40.0, 40.0, 50.0, 50.0]])
     assert box_intersection(a, b).tolist() == [[25.0, 6.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_guarded_iou_path_keeps_the_flow_proposal_for_a_half_overlapping_detection() -> None:
+    """IoU 18/54 passes the paper's rho_iou=0.3 but not switch_iou: the warped mask is kept; IoU 30/42
+    passes switch_iou=0.5 but not the default 0.8."""
+    emb, bank = torch.zeros(1, 2), _bank([0.0, 0.0])
+    assert _run([_box(0, 0)], [_box(0, 3)], emb, [bank])[0].path == "iou"
+    assert _run([_box(0, 0)], [_box(0, 3)], emb, [bank], guarded=True, switch_iou=0.5)[0].path == "flow"
+    assert _run([_box(0, 0)], [_box(0, 1)], emb, [bank], guarded=True, switch_iou=0.5)[0].path == "iou"
+    assert _run([_box(0, 0)], [_box(0, 1)], emb, [bank], guarded=True)[0].path == "flow"
+
+
+def test_guarded_iou_path_rejects_an_overlapping_detection_of_another_appearance() -> None:
+    """Same place, wrong Re-ID embedding (far from every bank entry): not the object, flow path instead."""
+    far, near = torch.tensor([[9.0, 9.0]]), torch.tensor([[0.1, 0.0]])
+    bank, s = _bank([0.0, 0.0]), {"guarded": True, "switch_iou": 0.5}
+    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], **s)[0].path == "flow"
+    assert _run([_box(0, 0)], [_box(0, 1)], near, [bank], **s)[0].path == "iou"
+    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], **s, iou_reid_check=False)[0].path == "iou"
+    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], **s, use_reid=False)[0].path == "iou"
+
+
+def test_absence_needs_evidence_by_default() -> None:
+    """Without a flow limit an object whose warped mask is still there stays on the flow path."""
+    streak = [TrackState(present=True, flow_streak=1000)]
+    emb = torch.zeros(0, 2)
+    assert _run([_box(0, 0)], [], emb, [_bank([0.0])], states=streak, guarded=True)[0].path == "flow"
+    assert _run([torch.zeros(H, W)], [], emb, [_bank([0.0])], states=streak, guarded=True)[0].path == "absent"
+
+
+@pytest.mark.parametrize("key,value", [("switch_iou", 1.5), ("mga_min_iou", -0.1), ("max_flow_streak", -1)])
+def test_guard_settings_are_checked(key: str, value: float) -> None:
+    with pytest.raises(ValueError, match=key):
+        CascadeConfig(**{key: value})

@@ -170,3 +170,14 @@ def test_sample_transform_without_objects() -> None:
 def test_dataset_rejects_unknown_error_policy(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="on_error"):
         VideoFrameDataset([], [], on_error="ignore")
+
+
+def test_synthetic_style_mismatch_is_refused(tmp_path: Path) -> None:
+    """Toy videos in data.root and a photo config: refused naming the folder, never silently mixed."""
+    from ovsnet.data.synthetic import generate_dataset
+
+    root = generate_dataset(tmp_path / "videos", num_sequences=2, num_frames=3, size=(32, 40), progress=False)
+    gen = {"num_sequences": 2, "num_frames": 3, "size": [32, 40], "style": "photo"}
+    with pytest.raises(DataError, match="style 'toy'.*photo"):
+        DAVISDataModule(root=str(root), generate_synthetic=gen, num_workers=0).prepare_data()
+    DAVISDataModule(root=str(root), generate_synthetic={**gen, "style": "toy"}, num_workers=0).prepare_data()

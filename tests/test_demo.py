@@ -42,5 +42,16 @@ def test_demo_trains_both_stages_scores_and_writes_everything(tmp_path: Path, ca
     printed = capsys.readouterr().out
     assert all(s in printed for s in ("J&F-Mean", "fps", "overlay videos", "contact sheet", "checkpoint"))
     assert 0.0 <= summary["without_mga"]["J&F-Mean"] <= 1.0
+    assert 0.0 <= summary["without_reid"]["J&F-Mean"] <= 1.0
     assert (tmp_path / "evaluate_no_mga" / "summary.json").is_file()
-    assert "without MGA" in printed
+    assert (tmp_path / "evaluate_no_reid" / "summary.json").is_file()
+    assert "without MGA" in printed and "without Re-ID" in printed
+    # the model-free baselines on the same videos, printed beside the J&F
+    baselines = summary["baselines"]
+    assert set(baselines) == {"copy", "flow"} and all(0.0 <= b["J&F-Mean"] <= 1.0 for b in baselines.values())
+    assert "optical-flow propagation" in printed and "copy the first mask" in printed
+    assert "minus flow propagation" in printed
+    # the checkpoint carries the demo's calibrated rho_reid: evaluate.py needs no override for it
+    stored = torch.load(second, map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert stored["inference_settings"] == {"rho_reid": 1.5}
+    assert summary["inference"]["rho_reid"] == 1.5

@@ -196,6 +196,37 @@ def test_model_sources(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     assert summary["num_frames"] == 5 and summary["metrics"] == {}
 
 
+def test_checkpoint_inference_settings_apply_unless_overridden(
+    tmp_path: Path, data_root: Path, ckpt: Path
+) -> None:
+    """A checkpoint's calibrated rho_reid is used by evaluate.py, the segmenter and the video CLI's loader;
+    a command-line ``inference.rho_reid=...`` still wins. The summary shows the baselines beside the J&F."""
+    from ovsnet.inference.segmenter import VideoSegmenter
+    from ovsnet.lightning.module import load_model_from_checkpoint
+
+    calibrated = tmp_path / "calibrated.ckpt"
+    stored = torch.load(ckpt, map_location="cpu", weights_only=False)
+    stored["hyper_parameters"]["inference_settings"] = {"rho_reid": 0.7}
+    torch.save(stored, calibrated)
+    small = ("media.enabled=false", "max_sequences=1")
+    summary = run_evaluation(compose_eval(tmp_path / "a", data_root, calibrated, *small))
+    assert summary["inference"]["rho_reid"] == 0.7
+    assert set(summary["baselines"]) == {"copy", "flow"}
+    assert all(0.0 <= b["J&F-Mean"] <= 1.0 for b in summary["baselines"].values())
+    assert (tmp_path / "a" / "baselines").is_dir()
+    cfg = compose_eval(
+        tmp_path / "b", data_root, calibrated, "inference.rho_reid=1.9", "baselines=[]", *small
+    )
+    summary = run_evaluation(cfg)
+    assert summary["inference"]["rho_reid"] == 1.9 and summary["baselines"] == {}
+    model = load_model_from_checkpoint(calibrated)
+    assert model.inference_settings == {"rho_reid": 0.7}
+    assert VideoSegmenter(model).config.rho_reid == 0.7
+    assert cascade_config({"rho_reid": 2.3}, {"rho_reid": 0.7}, {"rho_reid"}).rho_reid == 2.3
+    with pytest.raises(ValueError, match="baselines"):
+        run_evaluation(compose_eval(tmp_path / "c", data_root, calibrated, "baselines=[oracle]", *small))
+
+
 def test_zero_flow_leaves_masks_unwarped() -> None:
     assert isinstance(make_flow({"backend": "zero", "preset": "ultrafast"}), ZeroFlow)
     frame = np.zeros((6, 7, 3), np.uint8)

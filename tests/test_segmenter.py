@@ -14,7 +14,7 @@ from tiny_models import TINY_MODEL
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from ovsnet.data.io import DataError
-from ovsnet.inference.cascade import CascadeConfig, box_mask_iou
+from ovsnet.inference.cascade import PAPER_RULES, CascadeConfig, box_mask_iou
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
 from ovsnet.models.ovsnet import build_ovsnet
 
@@ -266,7 +266,7 @@ def test_pruned_candidate_ious_keep_every_iou_path_decision() -> None:
     """IoUs are computed only for candidates that could pass ρ_iou; every IoU the IoU path can accept is unchanged."""
     torch.manual_seed(0)
     model = build_ovsnet(**{**TINY_MODEL, "min_size": H, "max_size": W, "box_detections_per_img": 100}).eval()
-    config = CascadeConfig(min_candidate_score=0.0, rho_iou=0.3, iou_scale=0.5)
+    config = CascadeConfig(**{**PAPER_RULES, "min_candidate_score": 0.0, "rho_iou": 0.3, "iou_scale": 0.5})
     seg = VideoSegmenter(model, config=config)
     frames, labels = make_video(num_frames=3)
     seg.start(frames[0], labels[0])

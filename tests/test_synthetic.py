@@ -15,6 +15,7 @@ from ovsnet.data.io import DAVIS_PALETTE, DataError, list_frames, read_frame, re
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.data.synthetic import (
     SyntheticConfig,
+    dataset_style,
     generate_dataset,
     generate_sequence,
     main,
@@ -68,6 +69,8 @@ def test_davis_layout_and_names(dataset: Path) -> None:
                 assert int((labels == obj["id"]).sum()) == obj["visible_pixels"][t]
     summary = json.loads((dataset / "meta/dataset.json").read_text())
     assert summary["train"] == train and summary["val"] == val and summary["num_frames"] == 6
+    # the default style is the toy look, recorded so a photo run never writes into this folder
+    assert summary["style"] == "toy" and meta["style"] == "toy" and dataset_style(dataset) == "toy"
 
 
 def test_label_maps_are_indexed_palette_pngs_matching_memory(dataset: Path) -> None:

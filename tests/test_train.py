@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
+from ovsnet.models.detector import BACKBONES
 from ovsnet.training import train
 from tests.conftest import CONF_DIR, ROOT, tiny_overrides
 
@@ -40,7 +41,7 @@ def test_every_config_option_composes() -> None:
         for model in MODELS:
             cfg = _compose_plain(f"experiment={experiment}", f"model={model}")
             assert cfg.model._target_ == "ovsnet.lightning.module.OVSNetModule"
-            assert cfg.model.model_config.backbone in ("resnet50", "resnet18", "mobilenet_v3_large")
+            assert cfg.model.model_config.backbone in BACKBONES
     for group, options in GROUP_OPTIONS.items():
         assert options, f"conf/{group} is empty"
         for option in options:

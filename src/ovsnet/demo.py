@@ -4,7 +4,8 @@
 2. train the ``demo`` experiment (tiny ResNet-18 OVS-Net from scratch, a fixed time budget) in the paper's two
    stages: Mask R-CNN + Re-ID, then + MGA from that checkpoint;
 3. segment the validation videos online in one pass and score them with the official-protocol metrics (and
-   once more with MGA switched off, to show what it adds);
+   again with MGA and with Re-ID switched off, to show what each adds), beside the model-free baselines
+   (copy the first mask; propagate it with optical flow) on the same videos;
 4. print the J&F table with fps and per-path counts; write overlay videos, path timelines and a contact sheet.
 
 Everything goes under ``--out`` (default ``demo_output/``); the last lines say where.
@@ -39,12 +40,21 @@ STAGES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     ("train_mga", 0.3, ("model.warmup_steps=10",)),
 )
 
-# ρ_reid for this small model's embedding: the paper's 2.3 sits at its different-object median distance;
-# docs/ablations.md measures the scale on separately generated videos and finds 1.0-1.5 best.
-DEMO_EVAL_OVERRIDES: tuple[str, ...] = ("inference.rho_reid=1.5",)
+
+# the demo experiments: conf/experiment/<name>.yaml -> (its data group, its data folder under <out>/data)
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "demo": ("synthetic", "synthetic_demo"),
+    "demo_photo": ("synthetic_photo", "synthetic_photo"),
+}
 
 
-def train_stage(out: Path, stage: str, minutes: float, extra: list[str]) -> Path:
+def _experiment(name: str) -> tuple[str, str]:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown demo experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def train_stage(out: Path, stage: str, minutes: float, extra: list[str], experiment: str = "demo") -> Path:
     """Train the demo experiment for ``minutes`` under ``out/stage``; returns the last checkpoint."""
     from ovsnet.training import train
 
@@ -52,7 +62,7 @@ def train_stage(out: Path, stage: str, minutes: float, extra: list[str]) -> Path
     cfg = compose_config(
         "train.yaml",
         [
-            "experiment=demo",
+            f"experiment={experiment}",
             *run_dir_overrides(out, stage),
             f"trainer.max_time=00:{budget}",
             "print_config=false",
@@ -70,7 +80,7 @@ def train_stage(out: Path, stage: str, minutes: float, extra: list[str]) -> Path
     return ckpt
 
 
-def train_stages(out: Path, minutes: float, extra: list[str]) -> Path:
+def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = "demo") -> Path:
     """Run :data:`STAGES` in order, each from the previous one's checkpoint; returns the final checkpoint."""
     ckpt: Path | None = None
     for index, (stage, share, overrides) in enumerate(STAGES, start=1):
@@ -78,37 +88,43 @@ def train_stages(out: Path, minutes: float, extra: list[str]) -> Path:
         console.print(
             f"  stage {index}/{len(STAGES)} {stage}: {share * minutes:.1f} min ({' '.join(overrides)})"
         )
-        ckpt = train_stage(out, stage, share * minutes, [*overrides, *init, *extra])
+        ckpt = train_stage(out, stage, share * minutes, [*overrides, *init, *extra], experiment)
     assert ckpt is not None
     return ckpt
 
 
-# The same checkpoint scored with MGA switched off (the Mask R-CNN mask is the output): shows what MGA adds
-# after the demo's short second stage (Table 6's last step), at the cost of one more pass over the videos.
-ABLATION_OVERRIDES: tuple[str, ...] = ("inference=no_mga", "media.enabled=false")
+# The same checkpoint scored with MGA switched off (the Mask R-CNN mask is the output) and with the Re-ID path
+# switched off: what each adds (Table 6), at the cost of one more pass over the videos each.
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "without MGA": ("inference=no_mga", "media.enabled=false"),
+    "without Re-ID": ("inference=no_reid", "media.enabled=false"),
+}
+SCORE_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 
 
-def evaluate_stage(out: Path, ckpt: Path, extra: list[str], stage: str = "evaluate") -> dict:
+def evaluate_stage(
+    out: Path, ckpt: Path, extra: list[str], stage: str = "evaluate", experiment: str = "demo"
+) -> dict:
     """Segment and score the synthetic validation videos with the trained checkpoint."""
     from ovsnet.evaluation import run_evaluation
 
     cfg = compose_config(
         "evaluate.yaml",
         [
-            "data=synthetic",
+            f"data={_experiment(experiment)[0]}",
             *run_dir_overrides(out, stage),
             f"ckpt_path={ckpt}",
             "device=cpu",
             "logger=csv",
-            f"data.root={out}/data/synthetic_demo",
-            *DEMO_EVAL_OVERRIDES,
+            f"data.root={out}/data/{_experiment(experiment)[1]}",
+            f"baselines_dir={out}/baselines",
             *extra,
         ],
     )
     return run_evaluation(cfg, loggers=[])
 
 
-def write_videos(out: Path, summary: dict) -> list[Path]:
+def write_videos(out: Path, summary: dict, experiment: str = "demo") -> list[Path]:
     """Overlay video and path timeline per validation sequence (from the written results)."""
     from ovsnet.data.davis import load_davis
     from ovsnet.data.io import read_label_map
@@ -116,7 +132,7 @@ def write_videos(out: Path, summary: dict) -> list[Path]:
 
     results = Path(summary["results_dir"])
     written = []
-    for seq in load_davis(out / "data/synthetic_demo", split=summary["split"]):
+    for seq in load_davis(out / "data" / _experiment(experiment)[1], split=summary["split"]):
         folder = results / seq.name
         labels = (read_label_map(folder / f"{name}.png") for name in seq.frame_names)
         video = out / "videos" / f"{seq.name}.mp4"
@@ -132,33 +148,30 @@ def write_videos(out: Path, summary: dict) -> list[Path]:
     return written
 
 
-def show_results(summary: dict, per_object: pd.DataFrame | None, without_mga: dict | None = None) -> None:
-    metrics = summary.get("metrics") or {}
+def show_results(summary: dict, per_object: pd.DataFrame | None, ablations: dict[str, dict]) -> None:
+    """The J&F table: OVS-Net, its ablations and the model-free baselines on the same videos."""
     table = Table(title="DAVIS metrics on the synthetic validation videos (official protocol)")
-    for column in ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"):
+    table.add_column("method")
+    for column in SCORE_COLUMNS:
         table.add_column(column, justify="right")
-    table.add_row(
-        *(
-            f"{metrics.get(c, float('nan')):.3f}"
-            for c in ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
-        )
-    )
+    rows = {"OVS-Net": summary.get("metrics") or {}}
+    rows.update({f"OVS-Net {name}": (s.get("metrics") or {}) for name, s in ablations.items()})
+    labels = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
+    rows.update({labels.get(k, k): v for k, v in (summary.get("baselines") or {}).items()})
+    for name, metrics in rows.items():
+        table.add_row(name, *(f"{metrics.get(c, float('nan')):.3f}" for c in SCORE_COLUMNS))
     console.print(table)
     if per_object is not None and len(per_object):
-        objects = Table(title="per object")
+        objects = Table(title="per object (OVS-Net)")
         for column in per_object.columns[:3]:
             objects.add_column(str(column), justify="right")
         for row in per_object.itertuples(index=False):
             objects.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row[:3]))
         console.print(objects)
-    if without_mga is not None:
-        metrics_off = without_mga.get("metrics") or {}
-        console.print(
-            "same checkpoint without MGA (inference=no_mga): "
-            + ", ".join(
-                f"{c} {metrics_off.get(c, float('nan')):.3f}" for c in ("J&F-Mean", "J-Mean", "F-Mean")
-            )
-        )
+    flow = (summary.get("baselines") or {}).get("flow", {}).get("J&F-Mean")
+    if flow is not None:
+        gain = (summary.get("metrics") or {}).get("J&F-Mean", float("nan")) - flow
+        console.print(f"OVS-Net minus flow propagation: [bold]{gain:+.3f}[/] J&F")
     counts = summary.get("path_counts", {})
     console.print(
         f"[bold]{summary.get('fps', 0):.1f} fps[/] over {summary.get('num_frames', 0)} frames; "
@@ -166,21 +179,38 @@ def show_results(summary: dict, per_object: pd.DataFrame | None, without_mga: di
     )
 
 
-def run_demo(out: Path, minutes: float, train_overrides: list[str], eval_overrides: list[str]) -> dict:
+def run_demo(
+    out: Path,
+    minutes: float,
+    train_overrides: list[str],
+    eval_overrides: list[str],
+    experiment: str = "demo",
+) -> dict:
     start = time.perf_counter()
     out = out.resolve()
     os.environ.setdefault("PROJECT_ROOT", str(CONF_DIR.parent))
     console.rule("[bold]ovsnet demo[/]: synthetic videos -> CPU training -> one-pass inference -> J&F")
-    console.print(f"1/3 training the demo experiment for {minutes:g} min (data generated on first use) ...")
-    ckpt = train_stages(out, minutes, train_overrides)
-    console.print(f"2/3 segmenting the validation videos with {ckpt.name} (then again without MGA) ...")
-    summary = evaluate_stage(out, ckpt, eval_overrides)
-    without_mga = evaluate_stage(out, ckpt, [*ABLATION_OVERRIDES, *eval_overrides], "evaluate_no_mga")
+    _experiment(experiment)
+    console.print(
+        f"1/3 training experiment={experiment} for {minutes:g} min (data generated on first use) ..."
+    )
+    ckpt = train_stages(out, minutes, train_overrides, experiment)
+    console.print(
+        f"2/3 segmenting the validation videos with {ckpt.name} (then without MGA, without Re-ID, and the "
+        "model-free baselines) ..."
+    )
+    summary = evaluate_stage(out, ckpt, eval_overrides, experiment=experiment)
+    ablations = {
+        name: evaluate_stage(
+            out, ckpt, [*overrides, *eval_overrides], "evaluate_" + overrides[0].split("=")[1], experiment
+        )
+        for name, overrides in ABLATIONS.items()
+    }
     csv = out / "evaluate" / f"per-object_results-{summary['split']}.csv"
     per_object = pd.read_csv(csv) if csv.is_file() else None
     console.print("3/3 writing overlay videos ...")
-    videos = write_videos(out, summary)
-    show_results(summary, per_object, without_mga)
+    videos = write_videos(out, summary, experiment)
+    show_results(summary, per_object, ablations)
     minutes_taken = (time.perf_counter() - start) / 60
     console.rule(f"done in {minutes_taken:.1f} min")
     console.print(f"checkpoint       {ckpt}")
@@ -189,7 +219,11 @@ def run_demo(out: Path, minutes: float, train_overrides: list[str], eval_overrid
     console.print(f"contact sheet    {out / 'evaluate' / 'overlays.png'}")
     console.print(f"overlay videos   {out / 'videos'}  ({len(videos)} mp4 + path timelines)")
     console.print(f"training logs    {', '.join(str(out / stage) for stage, _, _ in STAGES)}")
-    return {**summary, "without_mga": without_mga.get("metrics") or {}}
+    return {
+        **summary,
+        "without_mga": ablations["without MGA"].get("metrics") or {},
+        "without_reid": ablations["without Re-ID"].get("metrics") or {},
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -199,6 +233,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("demo_output"))
     parser.add_argument("--minutes", type=float, default=9.0, help="training time budget")
     parser.add_argument(
+        "--experiment",
+        default="demo",
+        choices=sorted(EXPERIMENTS),
+        help="demo: toy videos, ResNet-18 from scratch; demo_photo: photo videos, pretrained EfficientNet-Lite0",
+    )
+    parser.add_argument(
         "--train", nargs="*", default=[], metavar="KEY=VALUE", help="extra train.yaml overrides"
     )
     parser.add_argument(
@@ -206,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    return run_demo(args.out, args.minutes, args.train, args.eval)
+    return run_demo(args.out, args.minutes, args.train, args.eval, args.experiment)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import inspect
 import json
 import logging
@@ -115,9 +116,28 @@ def autocast_dtype(precision: str | int | None, device: torch.device) -> torch.d
     return dtype
 
 
-def cascade_config(inference: Mapping[str, Any] | None) -> CascadeConfig:
-    """``conf/inference/*.yaml`` → :class:`CascadeConfig`; an unknown key is an error naming it."""
+def explicit_inference_keys(overrides: Sequence[str]) -> set[str]:
+    """The ``inference.<key>`` values a user set on the command line (``inference.rho_reid=2.0``)."""
+    keys = set()
+    for item in overrides:
+        name = item.split("=", 1)[0].lstrip("+~")
+        if name.startswith("inference."):
+            keys.add(name[len("inference.") :].split(".", 1)[0])
+    return keys
+
+
+def cascade_config(
+    inference: Mapping[str, Any] | None,
+    stored: Mapping[str, Any] | None = None,
+    explicit: set[str] | frozenset[str] = frozenset(),
+) -> CascadeConfig:
+    """``conf/inference/*.yaml`` → :class:`CascadeConfig`; an unknown key is an error naming it.
+
+    ``stored``: the settings a checkpoint carries (calibrated for its model); they replace the config's
+    values except for the keys in ``explicit`` (set by the user on the command line).
+    """
     values = dict(_plain(inference) or {})
+    values.update({k: v for k, v in dict(stored or {}).items() if k not in explicit})
     fields = {f.name for f in dataclasses.fields(CascadeConfig)}
     unknown = sorted(set(values) - fields - set(_INFERENCE_EXTRA_KEYS))
     if unknown:
@@ -162,12 +182,23 @@ def make_flow(flow: Mapping[str, Any] | str | None = None) -> FlowEstimator:
 _MODEL_CACHE: dict[tuple, torch.nn.Module] = {}
 
 
-def _stored_model_config(path: Path) -> dict[str, Any]:
+def _stored_hparams(path: Path) -> dict[str, Any]:
     try:  # mmap: read the hyper-parameters without loading every tensor
         ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except RuntimeError:  # legacy (non-zip) serialisation
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    config = (ckpt.get("hyper_parameters") or {}).get("model_config") if isinstance(ckpt, dict) else None
+    return dict(ckpt.get("hyper_parameters") or {}) if isinstance(ckpt, dict) else {}
+
+
+def stored_inference_settings(ckpt_path: str | os.PathLike | None) -> dict[str, Any]:
+    """The inference settings a checkpoint carries (``OVSNetModule(inference_settings=...)``), else {}."""
+    if not ckpt_path or not Path(str(ckpt_path)).expanduser().is_file():
+        return {}
+    return dict(_stored_hparams(Path(str(ckpt_path)).expanduser()).get("inference_settings") or {})
+
+
+def _stored_model_config(path: Path) -> dict[str, Any]:
+    config = _stored_hparams(path).get("model_config")
     if config is None:
         raise ValueError(f"checkpoint {path} stores no model_config; set model_config=... explicitly")
     return dict(config)
@@ -235,13 +266,24 @@ def load_model_from_config(cfg: DictConfig, device: torch.device | str) -> torch
     )
 
 
+def resolved_cascade_config(cfg: Mapping[str, Any] | DictConfig) -> CascadeConfig:
+    """The cascade settings of an evaluate.yaml run: the checkpoint's stored settings over the inference
+    preset, the user's command-line ``inference.*`` overrides over both."""
+    cfg = _as_config(cfg)
+    stored = stored_inference_settings(cfg.get("ckpt_path"))
+    explicit = explicit_inference_keys(_job_overrides())
+    if stored:
+        log.info("inference settings from the checkpoint: %s (overridden here: %s)", stored, sorted(explicit))
+    return cascade_config(cfg.get("inference"), stored, explicit)
+
+
 def make_segmenter_factory(
     cfg: Mapping[str, Any] | DictConfig, device: torch.device, config: CascadeConfig | None = None
 ) -> Callable[[], VideoSegmenter]:
     """``make_segmenter()`` for :func:`~ovsnet.inference.runner.segment_dataset`: loads the model lazily, so a
     run whose sequences are all done loads none."""
     cfg = _as_config(cfg)
-    config = config or cascade_config(cfg.get("inference"))
+    config = config or resolved_cascade_config(cfg)
 
     def make() -> VideoSegmenter:
         model = load_model_from_config(cfg, device)
@@ -487,6 +529,37 @@ def _guard_results_dir(results_dir: Path, fingerprint: dict[str, Any], skip_done
     _write_json(marker, fingerprint)
 
 
+def _wanted_baselines(cfg: DictConfig) -> list[str]:
+    wanted = [str(b) for b in (cfg.get("baselines") or [])]
+    unknown = sorted(set(wanted) - {"copy", "flow"})
+    if unknown:
+        raise ValueError(f"baselines: unknown {unknown}; choose from [copy, flow] ([] to skip)")
+    return wanted
+
+
+def _baselines(
+    cfg: DictConfig, sequences: Sequence[VideoSequence], split: str
+) -> dict[str, dict[str, float]]:
+    """Copy-first-mask and flow propagation (the segmenter's own flow settings) on the same videos.
+
+    Results go to ``baselines_dir/<flow settings hash>/`` so runs with the same videos and flow share them.
+    """
+    wanted = _wanted_baselines(cfg)
+    if not wanted:
+        return {}
+    from ovsnet.baselines import run_baselines
+
+    spec = _plain((cfg.get("inference") or {}).get("flow")) or {"backend": "dis"}
+    if isinstance(spec, Mapping) and spec.get("backend") == "zero":  # "no flow" ablation: DIS defaults
+        spec = {"backend": "dis"}
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    root = Path(str(cfg.get("baselines_dir") or Path(str(cfg.output_dir)) / "baselines")) / f"flow-{key}"
+    flows = {"flow": lambda: make_flow(spec)} if "flow" in wanted else {}
+    return run_baselines(
+        sequences, root, flows, split, workers=cfg.get("score_workers"), copy="copy" in wanted
+    )
+
+
 def _job_overrides() -> list[str]:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -514,7 +587,8 @@ def run_evaluation(
     results_dir = Path(str(cfg.get("results_dir") or output_dir / "results" / split))
     device = resolve_device(cfg.get("device", "auto"))
     _check_model_source(cfg)
-    config = cascade_config(cfg.get("inference"))
+    _wanted_baselines(cfg)
+    config = resolved_cascade_config(cfg)
     sequences = _select(load_sequences(cfg.data, split), cfg.get("sequences"), cfg.get("max_sequences"))
     log.info(
         "evaluating %d sequences of %s on %s into %s (inference %s)",
@@ -572,6 +646,7 @@ def run_evaluation(
             split,
         )
     summary["metrics"] = metrics
+    summary["baselines"] = _baselines(cfg, sequences, split) if metrics else {}
     summary["sequences"] = {
         r.name: {
             "num_frames": r.num_frames,
@@ -601,11 +676,13 @@ def run_evaluation(
     _write_json(output_dir / SUMMARY_FILE, summary)
     _log_to_loggers(loggers, summary, per_object, sheet)
     nan = float("nan")
+    beside = "  ".join(f"{k} {v['J&F-Mean']:.4f}" for k, v in summary["baselines"].items())
     log.info(
-        "J&F %.4f  J %.4f  F %.4f  |  %.2f fps over %d frames  |  paths %s  |  %s",
+        "J&F %.4f  J %.4f  F %.4f  (baselines: %s)  |  %.2f fps over %d frames  |  paths %s  |  %s",
         metrics.get("J&F-Mean", nan),
         metrics.get("J-Mean", nan),
         metrics.get("F-Mean", nan),
+        beside or "off",
         summary["fps"],
         summary["num_frames"],
         summary["path_counts"],
@@ -636,7 +713,7 @@ def run_video(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
         out_dir,
         device=device,
         flow=make_flow(inference.get("flow")),
-        cascade_config=cascade_config(inference),
+        cascade_config=resolved_cascade_config(cfg),
         overlay=bool(cfg.get("overlay", True)),
         autocast=autocast_dtype(cfg.get("precision"), device),
         progress=bool(cfg.get("progress", True)),

@@ -11,12 +11,18 @@ and the ablations all need videos with the hard cases of semi-supervised VOS. Th
   and re-enter many frames later, and unannotated distractors that look like a target (same shape family and
   colour tone, smaller, label 0).
 
+``style="photo"`` swaps the look for real photographs (:mod:`ovsnet.data.photo_videos`: photo backgrounds
+and object textures, articulated / holed / thin shapes, camera pan and zoom, lighting drift, motion blur)
+while keeping this module's motion planning, occlusions, re-entries, distractors and output layout; its
+validation videos use photos the training videos never see.
+
 Every video is planned from ``(seed, index)`` alone, so the same settings give byte-identical PNGs and JPEGs.
 A planned :class:`SyntheticVideo` renders any frame on demand (constant memory for the long-video benchmark);
 :func:`generate_sequence` renders a whole video in memory; :func:`generate_dataset` writes the DAVIS 2017
 layout plus ``meta/<seq>.json`` (per-frame visibility, in-frame flags, occlusion and re-entry events).
 
     python -m ovsnet.data.synthetic --out data/synthetic --sequences 8 --frames 16 --size 128x160
+    ovsnet-synthetic --out data/synthetic_photo --style photo --sequences 10 --frames 40 --size 240x427
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -43,11 +49,13 @@ from ovsnet.data.io import DataError, atomic_path, write_frame, write_label_map
 __all__ = [
     "DISTRACTOR_BASE",
     "PATTERNS",
+    "STYLES",
     "SyntheticConfig",
     "SyntheticFrame",
     "SyntheticSequence",
     "SyntheticVideo",
     "build_meta",
+    "dataset_style",
     "generate_dataset",
     "generate_sequence",
     "main",
@@ -58,6 +66,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PATTERNS: tuple[str, ...] = ("stripes", "checker", "dots", "rings", "waves")
+#: ``toy``: procedural stars and blobs on cloudy backgrounds; ``photo``: real photographs, articulated shapes.
+STYLES: tuple[str, ...] = ("toy", "photo")
 #: Instance-map code of the first distractor; target objects use their label ids 1..K.
 DISTRACTOR_BASE = 128
 FORMAT_VERSION = 1
@@ -94,8 +104,12 @@ class SyntheticConfig:
     """Every knob of the scene generator; ranges are ``(low, high)`` and sampled uniformly per video/object.
 
     Sizes and speeds are relative to the frame so one config works from 64x80 to 480x854.
+    ``style="photo"`` uses the object, motion, camera, lighting, event and output knobs below but not the toy
+    look (patterns, colours, outline, background); its own knobs are the fields of
+    :class:`ovsnet.data.photo_videos.PhotoConfig`, given as the ``photo`` mapping.
     """
 
+    style: str = "toy"  # one of STYLES
     # objects
     min_objects: int = 1
     max_objects: int = 4
@@ -152,6 +166,8 @@ class SyntheticConfig:
     # output
     jpeg_quality: int = 90
     max_attempts: int = 40
+    # style="photo" only: PhotoConfig overrides, e.g. {"motion_blur": 0.8}
+    photo: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in _RANGE_FIELDS:
@@ -192,6 +208,26 @@ class SyntheticConfig:
             raise DataError(f"SyntheticConfig.deform_amp must be in [0, 0.9], got {self.deform_amp}")
         if self.outline_width is not None and self.outline_width < 0:
             raise DataError(f"SyntheticConfig.outline_width must be >= 0, got {self.outline_width}")
+        self.style = str(self.style)
+        if self.style not in STYLES:
+            raise DataError(f"SyntheticConfig.style must be one of {STYLES}, got {self.style!r}")
+        if self.photo is not None:
+            if not isinstance(self.photo, Mapping):
+                raise DataError(f"SyntheticConfig.photo must be a mapping, got {self.photo!r}")
+            self.photo = _plain(self.photo)  # an OmegaConf DictConfig from Hydra: plain, JSON-able values
+            if self.style == "photo":
+                from ovsnet.data.photo_videos import PhotoConfig
+
+                PhotoConfig.from_mapping(self.photo)  # fail early on unknown keys or bad values
+
+
+def _plain(value: Any) -> Any:
+    """Nested mappings and sequences (OmegaConf containers included) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _config(config: SyntheticConfig | None, overrides: dict[str, Any]) -> SyntheticConfig:
@@ -233,9 +269,9 @@ def _check_counts(num_frames: int, seed: int) -> None:
         raise DataError(f"seed must be >= 0, got {seed}")
 
 
-def sequence_name(index: int) -> str:
-    """DAVIS-style folder name of the ``index``-th synthetic sequence."""
-    return f"synth-{index:03d}"
+def sequence_name(index: int, style: str = "toy") -> str:
+    """DAVIS-style folder name of the ``index``-th synthetic sequence (``photo-NNN`` for the photo style)."""
+    return f"{'photo' if style == 'photo' else 'synth'}-{index:03d}"
 
 
 def _spread(index: int, fraction: float) -> bool:
@@ -748,6 +784,42 @@ class SyntheticVideo:
         np.clip(colour, 0.0, 255.0, out=colour)
         np.copyto(roi, colour.astype(np.uint8), where=sel[..., None])
 
+    def _draw(
+        self, actor: Any, t: int, image: np.ndarray | None, instances: np.ndarray
+    ) -> tuple[tuple[slice, slice] | None, np.ndarray | None, float, int]:
+        """Draw one shape over what is already drawn: its code into ``instances``, its look into ``image``.
+
+        Returns the frame window it covers, its mask there, its whole area (inside the frame or not) and its
+        in-frame pixels when nothing occludes it; subclasses draw other shape families the same way.
+        """
+        h, w = self.size
+        pts, linear = actor.geometry(t, self._theta, self.config)
+        area = abs(float(cv2.contourArea(pts.astype(np.float32))))
+        pad = self._outline + 1
+        x0, y0 = (
+            max(int(math.floor(pts[:, 0].min())) - pad, 0),
+            max(int(math.floor(pts[:, 1].min())) - pad, 0),
+        )
+        x1, y1 = (
+            min(int(math.ceil(pts[:, 0].max())) + pad + 1, w),
+            min(int(math.ceil(pts[:, 1].max())) + pad + 1, h),
+        )
+        if x0 >= x1 or y0 >= y1:
+            return None, None, area, 0
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        fixed = np.round((pts - (x0, y0)) * 16.0).astype(np.int32)
+        cv2.fillPoly(mask, [fixed], 1, lineType=cv2.LINE_8, shift=4)
+        sel = mask.astype(bool)
+        in_frame = int(np.count_nonzero(sel))
+        if in_frame == 0:
+            return None, None, area, 0
+        window = (slice(y0, y1), slice(x0, x1))
+        instances[window][sel] = actor.code
+        if image is not None:
+            origin = np.array([x0, y0], np.float64) - actor.centre[t]
+            self._paint(image[window], mask, sel, actor, linear, origin)
+        return window, sel, area, in_frame
+
     def render(self, t: int, texture: bool = True) -> SyntheticFrame:
         """Frame ``t``: shapes drawn back to front, so occluded pixels belong to the front object."""
         if not 0 <= t < self.num_frames:
@@ -755,36 +827,7 @@ class SyntheticVideo:
         h, w = self.size
         image = self._background_frame(t) if texture else None
         instances = np.zeros((h, w), np.uint8)
-        drawn: list[tuple[_Actor, tuple[slice, slice] | None, np.ndarray | None, float, int]] = []
-        for actor in self.actors:
-            pts, linear = actor.geometry(t, self._theta, self.config)
-            area = abs(float(cv2.contourArea(pts.astype(np.float32))))
-            pad = self._outline + 1
-            x0, y0 = (
-                max(int(math.floor(pts[:, 0].min())) - pad, 0),
-                max(int(math.floor(pts[:, 1].min())) - pad, 0),
-            )
-            x1, y1 = (
-                min(int(math.ceil(pts[:, 0].max())) + pad + 1, w),
-                min(int(math.ceil(pts[:, 1].max())) + pad + 1, h),
-            )
-            if x0 >= x1 or y0 >= y1:
-                drawn.append((actor, None, None, area, 0))
-                continue
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            fixed = np.round((pts - (x0, y0)) * 16.0).astype(np.int32)
-            cv2.fillPoly(mask, [fixed], 1, lineType=cv2.LINE_8, shift=4)
-            sel = mask.astype(bool)
-            in_frame = int(np.count_nonzero(sel))
-            if in_frame == 0:
-                drawn.append((actor, None, None, area, 0))
-                continue
-            window = (slice(y0, y1), slice(x0, x1))
-            instances[window][sel] = actor.code
-            if image is not None:
-                origin = np.array([x0, y0], np.float64) - actor.centre[t]
-                self._paint(image[window], mask, sel, actor, linear, origin)
-            drawn.append((actor, window, sel, area, in_frame))
+        drawn = [(actor, *self._draw(actor, t, image, instances)) for actor in self.actors]
         counts = np.bincount(instances.ravel(), minlength=256)
         objects: dict[int, dict[str, Any]] = {}
         distractors: list[int] = []
@@ -831,18 +874,21 @@ class SyntheticVideo:
         return out.astype(np.uint8)
 
     # -- metadata -------------------------------------------------------------------------------------------
+    def _actor_info(self, actor: Any) -> dict[str, Any]:
+        """What ``meta`` records of one actor's look (subclasses record their own)."""
+        return {
+            "pattern": actor.pattern,
+            "colour": [int(round(c)) for c in actor.colour],
+            "hue": round(actor.hue, 2),
+            "lobes": actor.lobes,
+            "radius_px": round(actor.radius, 2),
+        }
+
     def describe(self) -> dict[str, Any]:
         """Static description of the video (everything in ``meta/<seq>.json`` except the per-frame stats)."""
         objects, distractors = [], []
         for depth, actor in enumerate(self.actors):
-            info = {
-                "pattern": actor.pattern,
-                "colour": [int(round(c)) for c in actor.colour],
-                "hue": round(actor.hue, 2),
-                "lobes": actor.lobes,
-                "radius_px": round(actor.radius, 2),
-                "depth": depth,
-            }
+            info = {**self._actor_info(actor), "depth": depth}
             if actor.is_distractor:
                 distractors.append({"similar_to": actor.similar_to, **info})
             else:
@@ -850,6 +896,7 @@ class SyntheticVideo:
         return {
             "name": self.name,
             "generator": "ovsnet.data.synthetic",
+            "style": self.config.style,
             "format_version": FORMAT_VERSION,
             "seed": self.seed,
             "index": self.index,
@@ -992,6 +1039,19 @@ def _plan(
                     similar_to=ref.code,
                 )
             )
+    return _animate(planner, targets, distractors, index)
+
+
+def _animate(
+    planner: _Planner, targets: list[Any], distractors: list[Any], index: int
+) -> tuple[list[Any], dict[str, Any]]:
+    """Plan every actor's track: transforms, frame-0 spread, wander, scripted exit + re-entry and crossing.
+
+    Shared by every style: an actor only needs ``code``, ``radius``, ``extent(cfg)`` and the track fields of
+    :class:`_Actor` (``centre``, ``scale``, ``angle``, ``stretch``, ``exits``). Returns the actors back to front
+    and the scripted events.
+    """
+    rng, cfg, num_frames, num_objects = planner.rng, planner.cfg, planner.T, len(targets)
     actors = targets + distractors
     for actor in actors:
         planner.transforms(actor)
@@ -1046,6 +1106,29 @@ def _first_frame_ok(video: SyntheticVideo) -> bool:
     return True
 
 
+def _first_valid(
+    build: Callable[[int], SyntheticVideo], num_objects: int, index: int, size: tuple[int, int], attempts: int
+) -> SyntheticVideo:
+    """Re-plan until frame 0 shows every target well (``_first_frame_ok``), dropping objects if they do not fit."""
+    while True:
+        for _ in range(attempts):
+            video = build(num_objects)
+            if _first_frame_ok(video):
+                return video
+        if num_objects == 1:
+            raise DataError(
+                f"synthetic video {index}: could not place an object visibly in frame 0 at size {size}"
+            )
+        num_objects -= 1
+        log.debug("video %d: reducing to %d objects to fit frame 0", index, num_objects)
+
+
+def _check_split(split: str) -> str:
+    if split not in ("train", "val"):
+        raise DataError(f"split must be 'train' or 'val', got {split!r}")
+    return split
+
+
 def make_video(
     num_frames: int = 16,
     size: Any = (128, 160),
@@ -1053,13 +1136,25 @@ def make_video(
     index: int = 0,
     name: str | None = None,
     config: SyntheticConfig | None = None,
+    split: str = "train",
     **config_overrides: Any,
 ) -> SyntheticVideo:
-    """Plan video ``index`` of a dataset seeded with ``seed`` (cheap); render frames with ``render``/iteration."""
+    """Plan video ``index`` of a dataset seeded with ``seed`` (cheap); render frames with ``render``/iteration.
+
+    ``split`` only matters for ``style="photo"``: it picks the photo set (validation photos never appear in a
+    training video), as :func:`generate_dataset` does for the sequences it lists in ``val.txt``.
+    """
     cfg = _config(config, config_overrides)
     size = _parse_size(size)
     _check_counts(num_frames, seed)
+    _check_split(split)
     num_frames, seed, index = int(num_frames), int(seed), int(index)
+    if cfg.style == "photo":
+        from ovsnet.data.photo_videos import make_photo_video
+
+        return make_photo_video(
+            num_frames, size, seed, index, name or sequence_name(index, cfg.style), cfg, split
+        )
     rng = np.random.default_rng((seed, index, 0))
     h, w = size
     margin_y, margin_x = int(math.ceil(cfg.camera_pan * h)) + 2, int(math.ceil(cfg.camera_pan * w)) + 2
@@ -1070,30 +1165,24 @@ def make_video(
         2 * math.pi * t / float(rng.uniform(20, 60)) + rng.uniform(0, 6.3)
     )
     num_objects = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-    while True:
-        for _ in range(cfg.max_attempts):
-            actors, scripted = _plan(rng, size, num_frames, index, num_objects, cfg)
-            video = SyntheticVideo(
-                name or sequence_name(index),
-                size,
-                num_frames,
-                seed,
-                index,
-                cfg,
-                actors,
-                background,
-                camera,
-                illumination,
-                scripted,
-            )
-            if _first_frame_ok(video):
-                return video
-        if num_objects == 1:
-            raise DataError(
-                f"synthetic video {index}: could not place an object visibly in frame 0 at size {size}"
-            )
-        num_objects -= 1
-        log.debug("video %d: reducing to %d objects to fit frame 0", index, num_objects)
+
+    def build(count: int) -> SyntheticVideo:
+        actors, scripted = _plan(rng, size, num_frames, index, count, cfg)
+        return SyntheticVideo(
+            name or sequence_name(index),
+            size,
+            num_frames,
+            seed,
+            index,
+            cfg,
+            actors,
+            background,
+            camera,
+            illumination,
+            scripted,
+        )
+
+    return _first_valid(build, num_objects, index, size, cfg.max_attempts)
 
 
 @dataclass
@@ -1121,10 +1210,12 @@ def generate_sequence(
     index: int = 0,
     name: str | None = None,
     config: SyntheticConfig | None = None,
+    split: str = "train",
     **config_overrides: Any,
 ) -> SyntheticSequence:
-    """Render one synthetic video in memory (identical to sequence ``index`` of ``generate_dataset(seed=seed)``)."""
-    video = make_video(num_frames, size, seed, index, name, config, **config_overrides)
+    """Render one synthetic video in memory (identical to sequence ``index`` of ``generate_dataset(seed=seed)``;
+    for ``style="photo"`` pass the ``split`` that sequence is listed in)."""
+    video = make_video(num_frames, size, seed, index, name, config, split, **config_overrides)
     frames = list(video)
     return SyntheticSequence(
         name=video.name,
@@ -1178,6 +1269,8 @@ def generate_dataset(
     ``JPEGImages/480p/<seq>/00000.jpg``, ``Annotations/480p/<seq>/00000.png`` (indexed, DAVIS palette),
     ``ImageSets/2017/{train,val}.txt``, ``meta/<seq>.json`` and ``meta/dataset.json`` (written last: its
     presence marks a complete folder). Files are written atomically, so re-running over a folder is safe.
+    A folder that already holds videos of the other ``style`` is refused (:class:`DataError`), so toy and
+    photo videos never mix in one folder; photo validation videos use only validation photos.
     """
     cfg = _config(config, config_overrides)
     size = _parse_size(size)
@@ -1189,13 +1282,16 @@ def generate_dataset(
     ):
         raise DataError(f"num_sequences must be an integer >= 1, got {num_sequences!r}")
     root = Path(out_dir)
-    names = [sequence_name(i) for i in range(int(num_sequences))]
+    _check_style(root, cfg.style)
+    names = [sequence_name(i, cfg.style) for i in range(int(num_sequences))]
     train, val = _splits(names, float(val_fraction))
+    val_only = set(val) - set(train)  # a lone sequence serving both splits is a training video
     log.info(
         "writing %d synthetic sequences of %d frames at %dx%d to %s", len(names), num_frames, *size, root
     )
     for index in tqdm(range(len(names)), desc="synthetic videos", unit="video", disable=not progress):
-        video = make_video(num_frames, size, seed, index, names[index], cfg)
+        split = "val" if names[index] in val_only else "train"
+        video = make_video(num_frames, size, seed, index, names[index], cfg, split)
         image_dir = root / "JPEGImages" / "480p" / video.name
         label_dir = root / "Annotations" / "480p" / video.name
         frames = []
@@ -1212,6 +1308,7 @@ def generate_dataset(
     _write_text(root / "ImageSets" / "2017" / "val.txt", "".join(f"{n}\n" for n in val))
     summary = {
         "generator": "ovsnet.data.synthetic",
+        "style": cfg.style,
         "format_version": FORMAT_VERSION,
         "num_sequences": len(names),
         "num_frames": int(num_frames),
@@ -1222,8 +1319,39 @@ def generate_dataset(
         "val": val,
         "config": _jsonable(asdict(cfg)),
     }
+    if cfg.style == "photo":
+        from ovsnet.data.photo_videos import PHOTO_SPLITS
+
+        summary["photo_splits"] = {k: list(v) for k, v in PHOTO_SPLITS.items()}
     _write_text(root / "meta" / "dataset.json", _dumps(summary))
     return root
+
+
+def dataset_style(root: str | Path) -> str | None:
+    """The ``style`` of the synthetic videos already in ``root`` (``None``: no synthetic videos there).
+
+    Read from ``meta/dataset.json``, else from any ``meta/<seq>.json`` (an interrupted run); folders written
+    before the style existed hold toy videos.
+    """
+    meta = Path(root) / "meta"
+    candidates = [meta / "dataset.json", *sorted(meta.glob("*.json"))] if meta.is_dir() else []
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("generator") == "ovsnet.data.synthetic":
+            return str(data.get("style") or "toy")
+    return None
+
+
+def _check_style(root: Path, style: str) -> None:
+    found = dataset_style(root)
+    if found is not None and found != style:
+        raise DataError(
+            f"{root} already holds {found!r} synthetic videos; refusing to write {style!r} videos there "
+            f"(use another folder, e.g. data.root=.../synthetic_{style}, or delete it)"
+        )
 
 
 def _remove_stale(folder: Path, suffix: str, num_frames: int) -> None:
@@ -1270,6 +1398,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.25, help="fraction of videos in val.txt")
     parser.add_argument(
+        "--style",
+        choices=STYLES,
+        default=None,
+        help="toy: procedural shapes (default); photo: real photographs and articulated shapes",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         type=_override_arg,
@@ -1284,6 +1418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--sequences and --frames must be >= 1 and --seed >= 0")
     if not 0.0 <= args.val_fraction <= 1.0:
         parser.error(f"--val-fraction must be in [0, 1], got {args.val_fraction}")
+    overrides = dict(args.overrides)
+    if args.style is not None:
+        overrides["style"] = args.style
     try:
         root = generate_dataset(
             args.out,
@@ -1293,12 +1430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seed,
             args.val_fraction,
             progress=not args.no_progress,
-            **dict(args.overrides),
+            **overrides,
         )
     except DataError as exc:
         parser.error(str(exc))
+    style = overrides.get("style", "toy")
     print(
-        f"wrote {args.sequences} synthetic videos ({args.frames} frames, {args.size[0]}x{args.size[1]}) to {root}"
+        f"wrote {args.sequences} {style} synthetic videos ({args.frames} frames, "
+        f"{args.size[0]}x{args.size[1]}) to {root}"
     )
     return 0
 

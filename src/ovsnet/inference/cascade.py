@@ -4,6 +4,20 @@ Pure and stateless: given flow-warped templates, candidate masks and embeddings 
 resolution) and each object's Re-ID bank and track state, decide per object which path holds and which
 candidate it takes. Each path solves one ``linear_sum_assignment`` over all its objects, so one candidate
 never serves two objects.
+
+The Flow path is the floor: the warped mask is the model-free propagation (``inference/propagation.py``),
+so a detection replaces it only with evidence that it is the same object and a better mask. Beyond the
+paper's rules (``inference=paper`` restores them exactly):
+
+- ``switch_iou``: an IoU-path candidate must overlap the warped mask at least this much (the paper's
+  ``rho_iou`` = 0.3 lets a neighbouring or half-right detection take the object over);
+- ``iou_reid_check``: an IoU-path candidate must also pass the Re-ID rule against the object's bank (a wrong
+  object that happens to overlap has the wrong appearance);
+- ``reid_lost_only``: the Re-ID path retrieves lost objects; an object still followed by flow is not moved
+  to a look-alike elsewhere;
+- ``mga_min_iou``: MGA's refinement is kept only where it agrees with the mask it refines (the segmenter);
+- ``max_flow_streak=None``: an object leaves only with evidence (its warped mask left the frame or
+  vanished), never because the detector missed it for a number of frames.
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ from torchvision.ops import roi_align
 from ovsnet.inference.memory import ReIDBank
 
 __all__ = [
+    "PAPER_RULES",
     "PATHS",
     "CascadeConfig",
     "Decision",
@@ -32,6 +47,15 @@ __all__ = [
 ]
 
 PATHS: tuple[str, ...] = ("iou", "reid", "flow", "absent")
+# the paper's rules exactly (conf/inference/paper.yaml): no guard on the IoU path, a fixed flow limit, MGA
+# output always taken
+PAPER_RULES: dict[str, object] = {
+    "switch_iou": 0.0,
+    "iou_reid_check": False,
+    "max_flow_streak": 10,
+    "mga_min_iou": 0.0,
+    "reid_lost_only": False,
+}
 _FRACTION_EPS = 1e-9
 
 
@@ -47,8 +71,12 @@ class CascadeConfig:
     use_reid: bool = True
     use_flow: bool = True
     use_mga: bool = True
-    max_flow_streak: int = 10
+    max_flow_streak: int | None = None  # None: no limit (the paper's fixed limit: inference=paper)
     min_flow_area: int = 4  # pixels of the warped mask at iou_scale; below it the object is lost
+    switch_iou: float = 0.8  # IoU with the warped mask a detection needs to replace it (0: paper)
+    iou_reid_check: bool = True  # IoU-path candidates must pass the Re-ID rule too (false: paper)
+    mga_min_iou: float = 0.9  # MGA's output is kept only when its IoU with the mask it refines is this high
+    reid_lost_only: bool = True  # the Re-ID path retrieves lost objects only (false: paper, every object)
     reid_update: str = "iou"  # "iou": IoU-path winners join the bank; "iou+reid"; "none"
     bank_size: int = 64
     bank_policy: str = "fifo"
@@ -67,6 +95,13 @@ class CascadeConfig:
             raise ValueError(f"CascadeConfig.iou_scale must be in (0, 1], got {self.iou_scale}")
         if not 0.0 <= self.reid_fraction <= 1.0:
             raise ValueError(f"CascadeConfig.reid_fraction must be in [0, 1], got {self.reid_fraction}")
+        for name in ("switch_iou", "mga_min_iou", "rho_iou"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"CascadeConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.max_flow_streak is not None and self.max_flow_streak < 0:
+            raise ValueError(
+                f"CascadeConfig.max_flow_streak must be >= 0 or None, got {self.max_flow_streak}"
+            )
 
 
 @dataclass
@@ -149,12 +184,25 @@ def reid_scores(
 
 
 def _iou_path(
-    iou: np.ndarray, objects: list[int], free: list[int], config: CascadeConfig, out: dict[int, Decision]
+    iou: np.ndarray,
+    objects: list[int],
+    free: list[int],
+    config: CascadeConfig,
+    out: dict[int, Decision],
+    embeddings: torch.Tensor | None = None,
+    banks: Sequence[ReIDBank] | None = None,
 ) -> None:
     if not objects or not free:
         return
     sub = iou[np.ix_(objects, free)]
-    for r, c in _assign(-sub, sub > config.rho_iou):
+    feasible = (sub > config.rho_iou) & (sub >= config.switch_iou)
+    if config.iou_reid_check and config.use_reid and embeddings is not None and banks is not None:
+        for r, k in enumerate(objects):
+            cols = np.flatnonzero(feasible[r])
+            if len(cols) and len(banks[k]):
+                qualifies, _ = reid_scores(banks[k], embeddings[[free[c] for c in cols]], config)
+                feasible[r, cols] &= qualifies
+    for r, c in _assign(-sub, feasible):
         out[objects[r]] = Decision("iou", free[c], float(sub[r, c]))
 
 
@@ -179,7 +227,9 @@ def _reid_path(
 
 
 def _flow_or_absent(templates: torch.Tensor, k: int, state: TrackState, config: CascadeConfig) -> Decision:
-    if not config.use_flow or not state.present or state.flow_streak + 1 > config.max_flow_streak:
+    if not config.use_flow or not state.present:
+        return Decision("absent")
+    if config.max_flow_streak is not None and state.flow_streak + 1 > config.max_flow_streak:
         return Decision("absent")
     area = float((templates[k] > 0.5).sum())
     return Decision("flow", None, area) if area >= config.min_flow_area else Decision("absent")
@@ -223,12 +273,14 @@ def associate(
     if candidate_scores is not None:
         free = [i for i in free if float(candidate_scores[i]) >= config.min_candidate_score]
     out: dict[int, Decision] = {}
-    _iou_path(iou_np, [k for k in range(num_objects) if states[k].present], free, config, out)
+    present = [k for k in range(num_objects) if states[k].present]
+    _iou_path(iou_np, present, free, config, out, candidate_embeddings, banks)
     taken = {d.candidate for d in out.values()}
     free = [i for i in free if i not in taken]
-    _reid_path(
-        candidate_embeddings, banks, [k for k in range(num_objects) if k not in out], free, config, out
-    )
+    retrieve = [k for k in range(num_objects) if k not in out]
+    if config.reid_lost_only:
+        retrieve = [k for k in retrieve if not states[k].present or not bool((templates[k] > 0.5).any())]
+    _reid_path(candidate_embeddings, banks, retrieve, free, config, out)
     return [
         out[k] if k in out else _flow_or_absent(templates, k, states[k], config) for k in range(num_objects)
     ]

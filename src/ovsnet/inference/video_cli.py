@@ -267,9 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: cuda when a GPU is visible, else cpu",
     )
     parser.add_argument("--flow", choices=("dis", "farneback", "raft"), default="dis")
-    parser.add_argument("--rho-iou", type=float, default=CascadeConfig.rho_iou, help="IoU-path threshold")
     parser.add_argument(
-        "--rho-reid", type=float, default=CascadeConfig.rho_reid, help="Re-ID distance threshold"
+        "--rho-iou", type=float, default=None, help="IoU-path threshold (default: the checkpoint's, else 0.3)"
+    )
+    parser.add_argument(
+        "--rho-reid",
+        type=float,
+        default=None,
+        help="Re-ID distance threshold (default: the checkpoint's calibrated value, else 2.3)",
     )
     parser.add_argument(
         "--fps",
@@ -323,7 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         flow = build_flow(args.flow)
     except (ValueError, OSError) as exc:
         parser.error(f"--flow {args.flow}: {exc}")
-    config = CascadeConfig(rho_iou=args.rho_iou, rho_reid=args.rho_reid)
+    given = {k: v for k, v in (("rho_iou", args.rho_iou), ("rho_reid", args.rho_reid)) if v is not None}
+    try:
+        config = CascadeConfig(**{**getattr(model, "inference_settings", {}), **given})
+    except (TypeError, ValueError) as exc:
+        parser.error(f"--ckpt {args.ckpt}: bad inference settings: {exc}")
     try:
         segment_video(
             model,

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 from ovsnet.data.sequence import VideoSequence
-from ovsnet.inference.cascade import PATHS
+from ovsnet.inference.cascade import PATHS, CascadeConfig
 
 __all__ = ["VideoSegmentationCallback", "truncate_sequence"]
 
@@ -95,6 +95,7 @@ class VideoSegmentationCallback(pl.Callback):
         self.flow_spec = spec.pop("flow", None)
         spec.pop("name", None)
         self.config = cascade_config(spec)  # validates the keys now, not after an epoch of training
+        self._explicit = set(cascade_kwargs)  # kept over the module's calibrated inference_settings
         self.log_media = log_media
         self.media_sequences = media_sequences
         self.media_frames = media_frames
@@ -144,6 +145,13 @@ class VideoSegmentationCallback(pl.Callback):
         base.mkdir(parents=True, exist_ok=True)
         return base
 
+    def _config_for(self, pl_module: pl.LightningModule) -> CascadeConfig:
+        """The cascade config with the module's calibrated ``inference_settings`` (as its checkpoint has)."""
+        stored = dict(getattr(pl_module, "hparams", {}).get("inference_settings") or {})
+        return dataclasses.replace(
+            self.config, **{k: v for k, v in stored.items() if k not in self._explicit}
+        )
+
     # ------------------------------------------------------------------ hook
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._due(trainer):
@@ -171,7 +179,7 @@ class VideoSegmentationCallback(pl.Callback):
                 segmenter = VideoSegmenter(
                     model,
                     make_flow(self.flow_spec),
-                    self.config,
+                    self._config_for(pl_module),
                     device,
                     autocast_dtype=self._autocast(trainer, device),
                 )

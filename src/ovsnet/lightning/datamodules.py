@@ -93,9 +93,18 @@ class DAVISDataModule(pl.LightningDataModule):
 
         Runs on one process per node, before ``setup``; the generator writes atomically.
         """
-        if self.root.exists() or not self.hparams.generate_synthetic:
+        if not self.hparams.generate_synthetic:
             return
-        from ovsnet.data.synthetic import generate_dataset
+        from ovsnet.data.synthetic import dataset_style, generate_dataset
+
+        if self.root.exists():
+            wanted, found = dict(self.hparams.generate_synthetic).get("style", "toy"), dataset_style(self.root)
+            if found is not None and found != wanted:
+                raise DataError(
+                    f"data.root={self.root} holds synthetic videos of style {found!r} but "
+                    f"data.generate_synthetic.style={wanted!r}: choose another data.root"
+                )
+            return
 
         log.info("generating synthetic DAVIS-layout dataset in %s", self.root)
         generate_dataset(self.root, **dict(self.hparams.generate_synthetic))

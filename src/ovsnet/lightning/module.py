@@ -110,6 +110,8 @@ def load_model_from_checkpoint(
         raise ValueError(f"checkpoint {path} stores no model_config; pass model_config=... explicitly")
     model = build_model(config)
     load_weights(model, path, strict=True)
+    # inference settings calibrated for this model (e.g. rho_reid for its embedding scale) travel with it
+    model.inference_settings = dict(hparams.get("inference_settings") or {})
     return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
 
 
@@ -139,6 +141,9 @@ class OVSNetModule(pl.LightningModule):
         warmup_steps / warmup_factor: linear warm-up from ``warmup_factor × lr``, chained with ``scheduler``.
         init_checkpoint: weights to start from (previous stage); keys of new heads or another class count
             are skipped (``strict_init=False``).
+        inference_settings: cascade values calibrated for this model (``CascadeConfig`` fields, e.g.
+            ``rho_reid`` for its embedding scale); stored in the checkpoint and used by evaluate.py, the video
+            CLI and ``VideoSegmenter`` unless a user overrides them.
     """
 
     def __init__(
@@ -155,8 +160,10 @@ class OVSNetModule(pl.LightningModule):
         init_checkpoint: str | None = None,
         strict_init: bool = False,
         compile: bool = False,
+        inference_settings: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        inference_settings = _plain(inference_settings)
         model_config = _plain(model_config)
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.hparams["model_config"] = model_config

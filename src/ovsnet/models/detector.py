@@ -27,12 +27,13 @@ from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d, MultiScale
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ovsnet.data.io import DataError
+from ovsnet.models.backbones import EFFICIENTNET_LITE, efficientnet_lite_fpn, input_normalization
 
 __all__ = ["BACKBONES", "LoadReport", "build_maskrcnn", "load_detector_checkpoint", "make_norm_layer"]
 
 log = logging.getLogger(__name__)
 
-BACKBONES = ("resnet50", "resnet18", "resnet34", "mobilenet_v3_large")
+BACKBONES = ("resnet50", "resnet18", "resnet34", "mobilenet_v3_large", *EFFICIENTNET_LITE)
 NORMS = ("auto", "frozen_bn", "bn", "gn", "syncbn")
 # Layers whose shape depends on the number of classes: re-initialised when the class count differs.
 CLASS_SPECIFIC = (
@@ -106,6 +107,9 @@ def _fpn_backbone(
             bn = partial(FrozenBatchNorm2d, eps=0.001)
         net = _imagenet_backbone(backbone, bn, pretrained)
         return _with_fpn_width(_mobilenet_extractor(net, True, min(trainable_layers, 6)), fpn_channels, None)
+    if backbone in EFFICIENTNET_LITE:
+        fpn_norm = None if norm == "frozen_bn" else norm_layer
+        return efficientnet_lite_fpn(backbone, norm, pretrained, trainable_layers, fpn_channels, fpn_norm)
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
 
 
@@ -266,7 +270,9 @@ def build_maskrcnn(
     """A torchvision Mask R-CNN with an FPN backbone, initialised from weight enums or a local checkpoint.
 
     ``weights="coco"`` (resnet50 only) loads torchvision's COCO Mask R-CNN; ``"imagenet"`` the backbone's
-    ImageNet weights. ``checkpoint`` (applied last) is a torchvision state dict or an ovsnet/Lightning one.
+    ImageNet weights (``efficientnet_lite0/1/2``: from their installed weight packages, never downloaded; these
+    TF-ported weights also set the input scaling to ``(x - 127) / 128``, see ``backbones.input_normalization``).
+    ``checkpoint`` (applied last) is a torchvision state dict or an ovsnet/Lightning one.
     ``norm="auto"`` freezes BN when starting from weights and trains BN from scratch: frozen BN with
     identity statistics leaves a random network unnormalised and its gradients explode.
     ``mask_head_layers`` / ``box_head_dim`` narrow the RoI heads for small CPU models: with torchvision's
@@ -298,12 +304,16 @@ def build_maskrcnn(
             tuple((s,) for s in sizes), (tuple(aspect_ratios or (0.5, 1.0, 2.0)),) * levels
         )
     heads = _roi_heads(body.out_channels, num_classes, tuple(mask_head_layers), box_head_dim)
+    # the input scaling belongs to the backbone, also from scratch (its checkpoints must be read the same way)
+    image_mean, image_std = input_normalization(backbone) or (None, None)  # None: torchvision's ImageNet ones
     model = MaskRCNN(
         body,
         num_classes=None if heads else num_classes,
         **heads,
         min_size=min_size,
         max_size=max_size,
+        image_mean=image_mean,
+        image_std=image_std,
         rpn_anchor_generator=anchors,
         box_roi_pool=MultiScaleRoIAlign(names, 7, 2),
         mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
