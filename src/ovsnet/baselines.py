@@ -85,7 +85,7 @@ def run_baselines(
         folder = out / name.replace(":", "_")
         segment_dataset(make, sequences, folder, skip_done=skip_done, progress=progress)
         evaluation = evaluate_sequences(sequences, folder, split=split, workers=workers)
-        scores[name] = {k: float(evaluation.scores[k]) for k in SCORE_KEYS}
+        scores[name] = {k: float(v) for k, v in evaluation.scores.items()}
         log.info("baseline %s: J&F %.4f", name, scores[name]["J&F-Mean"])
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / BASELINE_FILE) as tmp:

@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from ovsnet.training import CONF_DIR, compose_config, finish_wandb, progress_bar
 __all__ = ["main", "run_demo"]
 
 log = logging.getLogger(__name__)
-console = Console()
+# a log file or CI gets a table wide enough for every column (rich assumes 80 columns off a terminal)
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 # The paper's chain (4.1) in miniature: Mask R-CNN + Re-ID first, then the whole network with MGA from that

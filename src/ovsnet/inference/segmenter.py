@@ -87,8 +87,6 @@ class VideoSegmenter:
             deque(maxlen=self._history) if self._history else []
         )
         self.path_counts: Counter[str] = Counter({p: 0 for p in PATHS})
-        self.refinements_accepted = 0
-        self.refinements_total = 0
         self.timings: dict[str, float] = {stage: 0.0 for stage in STAGES}
 
     @property
@@ -330,8 +328,6 @@ class VideoSegmenter:
         inter = (a & b).flatten(1).sum(1).float()
         union = (a | b).flatten(1).sum(1).float()
         iou = torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(inter))
-        self.refinements_accepted += int((iou >= self.config.mga_min_iou).sum())
-        self.refinements_total += len(iou)
         return torch.where((iou >= self.config.mga_min_iou)[:, None, None], refined, proposal)
 
     def _merge(self, probs: torch.Tensor) -> np.ndarray:
