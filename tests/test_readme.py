@@ -100,6 +100,12 @@ def test_cli_commands_parse() -> None:
             args = video_parser().parse_args(_cli_args(command, "ovsnet-video"))
             assert args.video and args.first_mask
             seen += 1
+        elif command.startswith("python -m ovsnet.baselines"):
+            from ovsnet.baselines import build_parser as baselines_parser
+
+            args = baselines_parser().parse_args(_cli_args(command, "python -m ovsnet.baselines"))
+            assert args.root and args.flows
+            seen += 1
         elif command.startswith("python -m ovsnet.evaluation summarize"):
             seen += 1
     assert seen >= 3

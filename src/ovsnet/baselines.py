@@ -25,7 +25,7 @@ from ovsnet.inference.flow import FlowEstimator, build_flow
 from ovsnet.inference.propagation import CopyFirstMask, FlowPropagator
 from ovsnet.inference.runner import segment_dataset
 
-__all__ = ["BASELINE_FILE", "baseline_trackers", "run_baselines", "main"]
+__all__ = ["BASELINE_FILE", "baseline_trackers", "build_parser", "main", "run_baselines"]
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +108,11 @@ def _flow_specs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
-    from rich.console import Console
-    from rich.table import Table
-
-    from ovsnet.data.davis import load_davis
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m ovsnet.baselines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "root", type=Path, help="a DAVIS-layout folder (JPEGImages/, Annotations/, ImageSets/)"
@@ -129,7 +126,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--scale", type=float, default=1.0, help="flow working scale (0, 1]")
     parser.add_argument("--raft-weights", default="default", help="RAFT weights file (or torch hub cache)")
     parser.add_argument("--workers", type=int, default=None, help="scoring processes")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ovsnet.data.davis import load_davis
+
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
         sequences = list(load_davis(args.root, year=args.year, split=args.split, resolution=args.resolution))

@@ -221,6 +221,11 @@ def run_demo(
     console.print(f"contact sheet    {out / 'evaluate' / 'overlays.png'}")
     console.print(f"overlay videos   {out / 'videos'}  ({len(videos)} mp4 + path timelines)")
     console.print(f"training logs    {', '.join(str(out / stage) for stage, _, _ in STAGES)}")
+    data_group, folder = _experiment(experiment)
+    console.print(
+        "same numbers     python evaluate.py "
+        f"data={data_group} data.root={out / 'data' / folder} ckpt_path={ckpt}  (settings come from the checkpoint)"
+    )
     return {
         **summary,
         "without_mga": ablations["without MGA"].get("metrics") or {},

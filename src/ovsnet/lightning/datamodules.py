@@ -98,7 +98,10 @@ class DAVISDataModule(pl.LightningDataModule):
         from ovsnet.data.synthetic import dataset_style, generate_dataset
 
         if self.root.exists():
-            wanted, found = dict(self.hparams.generate_synthetic).get("style", "toy"), dataset_style(self.root)
+            wanted, found = (
+                dict(self.hparams.generate_synthetic).get("style", "toy"),
+                dataset_style(self.root),
+            )
             if found is not None and found != wanted:
                 raise DataError(
                     f"data.root={self.root} holds synthetic videos of style {found!r} but "
