@@ -78,7 +78,9 @@ def test_run_baselines_writes_results_and_scores(root: Path, tmp_path: Path) -> 
 
 
 def test_cli_prints_table_and_names_bad_folders(root: Path, tmp_path: Path, capsys) -> None:
-    scores = main([str(root), "--out", str(tmp_path / "out"), "--flows", "dis", "farneback", "--workers", "1"])
+    scores = main(
+        [str(root), "--out", str(tmp_path / "out"), "--flows", "dis", "farneback", "--workers", "1"]
+    )
     assert set(scores) == {"copy", "flow", "flow:farneback"}
     printed = capsys.readouterr().out
     assert "J&F-Mean" in printed and "flow:farneback" in printed

@@ -20,7 +20,7 @@ from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.metrics.davis import evaluate_sequences
 from ovsnet.models.ovsnet import build_ovsnet
 
-FLOW = {"backend": "dis", "preset": "ultrafast", "scale": 0.5}
+FLOW = {"backend": "dis"}  # the default flow (DIS medium, at most 240 rows)
 
 
 class ScriptedDetector(torch.nn.Module):

@@ -122,3 +122,15 @@ def test_previous_frame_gray_is_reused_only_for_the_same_array() -> None:
     streaming(a, b)
     np.testing.assert_array_equal(streaming(b, c), DISFlow(scale=0.5)(b, c))  # b's gray from the cache
     np.testing.assert_array_equal(streaming(b.copy(), a), DISFlow(scale=0.5)(b, a))  # a copy: converted anew
+
+
+def test_dis_max_height_caps_the_working_resolution() -> None:
+    """480 rows at scale 1.0 with max_height=240 work at half size; a short frame is left at full size."""
+    tall = np.zeros((480, 64, 3), np.uint8)
+    assert DISFlow(max_height=240).low_res(tall, tall).shape == (240, 32, 2)
+    assert DISFlow(max_height=None).low_res(tall, tall).shape == (480, 64, 2)
+    short = np.zeros((120, 64, 3), np.uint8)
+    assert DISFlow(max_height=240).low_res(short, short).shape == (120, 64, 2)
+    assert DISFlow(max_height=240)(tall, tall).shape == (480, 64, 2)
+    with pytest.raises(ValueError, match="max_height"):
+        DISFlow(max_height=4)

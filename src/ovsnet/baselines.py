@@ -98,7 +98,12 @@ def _flow_specs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     for backend in args.flows:
         if backend == "dis":
-            specs["dis"] = {"backend": "dis", "preset": args.dis_preset, "scale": args.scale}
+            specs["dis"] = {
+                "backend": "dis",
+                "preset": args.dis_preset,
+                "scale": args.scale,
+                "max_height": args.max_height or None,
+            }
         elif backend == "farneback":
             specs["farneback"] = {"backend": "farneback", "scale": args.scale}
         elif backend == "raft":
@@ -124,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flows", nargs="+", default=["dis", "farneback"], help="dis | farneback | raft")
     parser.add_argument("--dis-preset", default="medium", choices=("ultrafast", "fast", "medium"))
     parser.add_argument("--scale", type=float, default=1.0, help="flow working scale (0, 1]")
+    parser.add_argument(
+        "--max-height", type=int, default=240, help="cap on the flow's working rows (0: none)"
+    )
     parser.add_argument("--raft-weights", default="default", help="RAFT weights file (or torch hub cache)")
     parser.add_argument("--workers", type=int, default=None, help="scoring processes")
     return parser

@@ -49,9 +49,17 @@ def _check_scale(scale: float) -> float:
     return float(scale)
 
 
-def _to_gray(rgb: np.ndarray, scale: float) -> np.ndarray:
+def _working_scale(height: int, scale: float, max_height: int | None) -> float:
+    """``scale``, lowered so the working image is at most ``max_height`` rows (None: no cap)."""
+    if max_height is not None and height * scale > max_height:
+        return max_height / height
+    return scale
+
+
+def _to_gray(rgb: np.ndarray, scale: float, max_height: int | None = None) -> np.ndarray:
     """Grayscale at the working scale: flow at reduced resolution is most of the speed-up."""
     gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    scale = _working_scale(gray.shape[0], scale, max_height)
     if scale < 1.0:
         h, w = gray.shape
         size = (max(8, round(w * scale)), max(8, round(h * scale)))
@@ -78,6 +86,7 @@ class _GrayPairs:
     """
 
     scale: float
+    max_height: int | None = None
     _last: tuple[np.ndarray, np.ndarray] | None = None
 
     def _grays(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,20 +94,29 @@ class _GrayPairs:
         if self._last is not None and self._last[0] is prev_rgb:
             prev = self._last[1]
         else:
-            prev = _to_gray(prev_rgb, self.scale)
-        cur = _to_gray(rgb, self.scale)
+            prev = _to_gray(prev_rgb, self.scale, self.max_height)
+        cur = _to_gray(rgb, self.scale, self.max_height)
         self._last = (rgb, cur)
         return prev, cur
 
 
 class DISFlow(_GrayPairs):
-    """OpenCV Dense Inverse Search: a few ms per frame on CPU at reduced resolution (the default)."""
+    """OpenCV Dense Inverse Search (the default backend).
 
-    def __init__(self, preset: str = "ultrafast", scale: float = 0.5) -> None:
+    ``scale`` is the working scale and ``max_height`` caps the working image's rows (DAVIS 480p runs at
+    240 rows with the default 240). Preset ``medium`` is several times slower than ``ultrafast`` but its
+    propagation holds on photographs: on photo-realistic videos at 240×427, propagating the first mask scores
+    J&F 0.446 with medium at full size against 0.318 with ultrafast at half size (docs/benchmarks.md).
+    """
+
+    def __init__(self, preset: str = "medium", scale: float = 1.0, max_height: int | None = 240) -> None:
         if preset not in _DIS_PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; choose one of {sorted(_DIS_PRESETS)}")
+        if max_height is not None and max_height < 8:
+            raise ValueError(f"flow max_height must be >= 8 or None, got {max_height}")
         self.preset = preset
         self.scale = _check_scale(scale)
+        self.max_height = max_height
         self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
 
     def low_res(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
