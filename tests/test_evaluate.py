@@ -345,3 +345,23 @@ def test_video_task(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     summary = evaluate(cfg)
     assert summary["num_frames"] == 5 and summary["task"] == "video"
     assert len(list((tmp_path / "video").rglob("*.png"))) >= 5
+
+
+def test_every_inference_preset_builds_its_cascade_and_flow(tmp_path: Path, data_root: Path) -> None:
+    """Each conf/inference option builds; ``paper`` is the paper's rules, the default keeps the guards."""
+    from ovsnet.inference.cascade import PAPER_RULES
+    from ovsnet.inference.flow import DISFlow
+
+    presets = sorted(p.stem for p in (CONF_DIR / "inference").glob("*.yaml"))
+    assert {"default", "paper", "fast", "no_mga", "no_reid", "no_flow", "base"} <= set(presets)
+    built = {}
+    for name in presets:
+        cfg = compose_eval(tmp_path, data_root, "x.ckpt", f"inference={name}")
+        built[name] = (cascade_config(cfg.inference), make_flow(cfg.inference.flow))
+    paper = built["paper"][0]
+    assert all(getattr(paper, k) == v for k, v in PAPER_RULES.items())
+    default, flow = built["default"]
+    assert default.switch_iou > 0 and default.iou_reid_check and default.max_flow_streak is None
+    assert isinstance(flow, DISFlow) and flow.preset == "medium" and flow.max_height == 240
+    fast = built["fast"][1]
+    assert isinstance(fast, DISFlow) and fast.preset == "ultrafast" and fast.scale == 0.5

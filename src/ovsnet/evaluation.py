@@ -76,6 +76,8 @@ _PRESET_LABELS = {
     "no_mga": "OVS-Net (without MGA)",
     "no_flow": "OVS-Net (without flow)",
     "base": "OVS-Net (base)",
+    "paper": "OVS-Net (the paper's cascade rules)",
+    "fast": "OVS-Net (fast flow)",
 }
 _SYMBOLS = {"rho_reid": "ρ_reid", "rho_iou": "ρ_iou", "reid_fraction": "reid fraction", "lambda_refine": "λ"}
 

@@ -75,7 +75,7 @@ class CascadeConfig:
     min_flow_area: int = 4  # pixels of the warped mask at iou_scale; below it the object is lost
     switch_iou: float = 0.8  # IoU with the warped mask a detection needs to replace it (0: paper)
     iou_reid_check: bool = True  # IoU-path candidates must pass the Re-ID rule too (false: paper)
-    mga_min_iou: float = 0.9  # MGA's output is kept only when its IoU with the mask it refines is this high
+    mga_min_iou: float = 0.95  # MGA's output is kept only when its IoU with the mask it refines is this high
     reid_lost_only: bool = True  # the Re-ID path retrieves lost objects only (false: paper, every object)
     reid_update: str = "iou"  # "iou": IoU-path winners join the bank; "iou+reid"; "none"
     bank_size: int = 64
