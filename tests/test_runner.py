@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_segmenter import FakeModel, make_video
+from test_segmenter import FakeModel, make_video, paper_config
 
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
 from ovsnet.data.sequence import VideoSequence
@@ -34,7 +34,7 @@ def _write_sequence(
 def test_segment_sequence_writes_named_pngs_and_marker(tmp_path: Path) -> None:
     seq = _write_sequence(tmp_path / "data", "squares")
     out = tmp_path / "results" / "squares"
-    result = segment_sequence(VideoSegmenter(FakeModel()), seq, out, progress=False)
+    result = segment_sequence(VideoSegmenter(FakeModel(), config=paper_config()), seq, out, progress=False)
     assert sorted(p.name for p in out.glob("*.png")) == [f"{t * 5:05d}.png" for t in range(5)]
     np.testing.assert_array_equal(read_label_map(out / "00000.png"), seq.first_frame_mask)
     assert set(np.unique(read_label_map(out / "00020.png"))) == {0, 1, 2}
@@ -73,7 +73,7 @@ def test_segment_dataset_resumes(tmp_path: Path) -> None:
 
     def make() -> VideoSegmenter:
         made.append(FakeModel())
-        return VideoSegmenter(made[-1])
+        return VideoSegmenter(made[-1], config=paper_config())
 
     results = segment_dataset(make, seqs, tmp_path / "res", progress=False)
     assert [r.skipped for r in results] == [False, False] and len(made) == 1

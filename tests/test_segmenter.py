@@ -21,6 +21,14 @@ from ovsnet.models.ovsnet import build_ovsnet
 H, W, SIDE = 96, 128, 24
 
 
+def paper_config(**overrides: Any) -> CascadeConfig:
+    """The paper's cascade (no switch guard): these tests pin its path mechanics on perfect detections.
+
+    The default guard (``switch_iou`` 0.8 at quarter resolution) keeps flow on these 24-pixel squares,
+    whose warped masks overlap the detections by 0.68-0.84; tests/test_cascade.py covers the guard."""
+    return CascadeConfig(**{**PAPER_RULES, **overrides})
+
+
 def make_video(
     num_frames: int = 5,
     seed: int = 0,
@@ -137,7 +145,7 @@ def _run(segmenter: VideoSegmenter, frames: list[np.ndarray], first: np.ndarray)
 def test_end_to_end_iou_path_tracks_both_objects() -> None:
     frames, labels = make_video()
     model = FakeModel()
-    seg = VideoSegmenter(model)
+    seg = VideoSegmenter(model, config=paper_config())
     outputs = _run(seg, frames, labels[0])
     for out, gt in zip(outputs, labels[1:], strict=True):
         assert out.shape == (H, W) and out.dtype == np.uint8
@@ -154,7 +162,7 @@ def test_end_to_end_iou_path_tracks_both_objects() -> None:
 def test_missed_detection_falls_back_to_flow_then_recovers() -> None:
     frames, labels = make_video()
     model = FakeModel(blind_calls={3})  # call 1 = start, call 3 = frame 2
-    seg = VideoSegmenter(model)
+    seg = VideoSegmenter(model, config=paper_config())
     outputs = _run(seg, frames, labels[0])
     assert [d[1] for d in seg.decisions] == ["iou", "flow", "iou", "iou"]
     assert model.refine_full_sizes == [2]
@@ -176,7 +184,7 @@ def test_only_candidates_near_a_template_are_pasted() -> None:
     frames, labels = make_video(num_frames=2)
     frames[1][70:90, 5:25] = 250  # an untracked bright blob far from both objects
     model = FakeModel()
-    seg = VideoSegmenter(model, config=CascadeConfig(use_mga=False))
+    seg = VideoSegmenter(model, config=paper_config(use_mga=False))
     _run(seg, frames, labels[0])
     assert model.pasted[0] == 2  # 3 candidates, the blob's mask is never pasted for the cascade
     assert len(model.detect([torch.from_numpy(frames[1]).permute(2, 0, 1).float() / 255])[0].boxes) == 3
@@ -186,7 +194,7 @@ def test_only_candidates_near_a_template_are_pasted() -> None:
 def test_mga_off_never_refines_and_banks_stay_bounded() -> None:
     frames, labels = make_video()
     model = FakeModel()
-    seg = VideoSegmenter(model, config=CascadeConfig(use_mga=False, bank_size=2))
+    seg = VideoSegmenter(model, config=paper_config(use_mga=False, bank_size=2))
     _run(seg, frames, labels[0])
     assert model.refine_sizes == [] and model.refine_full_sizes == []
     assert all(len(bank) == 3 for bank in seg.banks.values())
@@ -194,7 +202,7 @@ def test_mga_off_never_refines_and_banks_stay_bounded() -> None:
 
 def test_add_objects_later_in_the_video() -> None:
     frames, labels = make_video()
-    seg = VideoSegmenter(FakeModel())
+    seg = VideoSegmenter(FakeModel(), config=paper_config())
     seg.start(frames[0], np.where(labels[0] == 1, 1, 0).astype(np.uint8))
     seg.step(frames[1])
     merged = seg.add_objects(frames[1], labels[1])
@@ -231,7 +239,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
 
 def test_decision_history_is_bounded() -> None:
     frames, labels = make_video()
-    seg = VideoSegmenter(FakeModel(), decision_history=2)
+    seg = VideoSegmenter(FakeModel(), config=paper_config(), decision_history=2)
     _run(seg, frames, labels[0])
     assert len(seg.decisions) == 2 and seg.path_counts["iou"] == 8
 
@@ -241,7 +249,9 @@ def test_decision_history_is_bounded() -> None:
 @pytest.mark.parametrize("dtype", [None, torch.bfloat16])
 def test_cuda_autocast_channels_last(dtype: torch.dtype | None) -> None:
     frames, labels = make_video()
-    seg = VideoSegmenter(FakeModel(), device="cuda", autocast_dtype=dtype, channels_last=True)
+    seg = VideoSegmenter(
+        FakeModel(), config=paper_config(), device="cuda", autocast_dtype=dtype, channels_last=True
+    )
     outputs = _run(seg, frames, labels[0])
     assert seg.decisions == [{1: "iou", 2: "iou"}] * 4
     assert _iou(outputs[-1] == 1, labels[-1] == 1) > 0.8
