@@ -1,8 +1,13 @@
 """Train OVS-Net: ``python train.py [experiment=demo] [group=option ...] [key=value ...]``.
 
-Thin Hydra entrypoint: compose the config and call :func:`ovsnet.training.train` (seed, instantiate
-datamodule/module/callbacks/loggers/trainer, fit, optionally test); returns ``cfg.optimized_metric`` for
-hyper-parameter sweepers. Unknown keys fail with Hydra's own message.
+Thin Hydra entrypoint: compose the config and call :func:`ovsnet.training.run_training_job`, which trains
+(seed, instantiate datamodule/module/callbacks/loggers/trainer, fit, optionally test) and returns
+``cfg.optimized_metric`` for hyper-parameter sweepers (validated once at the end of fit when the run stopped
+before its first validation; NaN with a warning when it still does not exist). Each job writes
+``train_result.json`` into its output dir; a multirun ends with ``sweep_summary.{csv,md}`` in the sweep dir
+(``hydra.callbacks.train_sweep_summary``). A diverging run stops with one line (``training diverged at step
+N, loss X; lower the learning rate ...``) and exit code 2; in a multirun the job is recorded as diverged and
+returns NaN, and the sweep goes on. Unknown keys fail with Hydra's own message.
 """
 
 from __future__ import annotations
@@ -18,18 +23,9 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    from ovsnet.training import finish_wandb, train
+    from ovsnet.training import run_training_job
 
-    try:
-        metrics = train(cfg)
-    finally:
-        finish_wandb()
-    name = cfg.get("optimized_metric")
-    if not name:
-        return None
-    if name not in metrics:
-        raise KeyError(f"optimized_metric {name!r} was not logged; logged metrics: {sorted(metrics)}")
-    return metrics[name]
+    return run_training_job(cfg)
 
 
 if __name__ == "__main__":
