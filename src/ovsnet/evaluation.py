@@ -39,6 +39,8 @@ from ovsnet.inference.cascade import PATHS, CascadeConfig
 from ovsnet.inference.flow import DISFlow, FarnebackFlow, FlowEstimator, RAFTFlow, build_flow
 from ovsnet.inference.runner import SequenceResult, segment_dataset
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.models.checkpoint import CheckpointError, build_model, read_hyperparameters
+from ovsnet.models.checkpoint import load_model as load_checkpoint_model
 
 __all__ = [
     "SUMMARY_FILE",
@@ -184,25 +186,23 @@ def make_flow(flow: Mapping[str, Any] | str | None = None) -> FlowEstimator:
 _MODEL_CACHE: dict[tuple, torch.nn.Module] = {}
 
 
-def _stored_hparams(path: Path) -> dict[str, Any]:
-    try:  # mmap: read the hyper-parameters without loading every tensor
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError:  # legacy (non-zip) serialisation
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    return dict(ckpt.get("hyper_parameters") or {}) if isinstance(ckpt, dict) else {}
+def _trusted(cfg: Mapping[str, Any] | DictConfig) -> bool:
+    """``trust_checkpoint=true``: load the checkpoint in full (``weights_only=False``), for trusted files only."""
+    return bool(cfg.get("trust_checkpoint", False))
 
 
-def stored_inference_settings(ckpt_path: str | os.PathLike | None) -> dict[str, Any]:
+def stored_inference_settings(ckpt_path: str | os.PathLike | None, trust: bool = False) -> dict[str, Any]:
     """The inference settings a checkpoint carries (``OVSNetModule(inference_settings=...)``), else {}."""
     if not ckpt_path or not Path(str(ckpt_path)).expanduser().is_file():
         return {}
-    return dict(_stored_hparams(Path(str(ckpt_path)).expanduser()).get("inference_settings") or {})
+    hparams = read_hyperparameters(Path(str(ckpt_path)).expanduser(), trust=trust)
+    return dict(hparams.get("inference_settings") or {})
 
 
-def _stored_model_config(path: Path) -> dict[str, Any]:
-    config = _stored_hparams(path).get("model_config")
+def _stored_model_config(path: Path, trust: bool = False) -> dict[str, Any]:
+    config = read_hyperparameters(path, trust=trust).get("model_config")
     if config is None:
-        raise ValueError(f"checkpoint {path} stores no model_config; set model_config=... explicitly")
+        raise CheckpointError(f"checkpoint {path} stores no model_config; set model_config=... explicitly")
     return dict(config)
 
 
@@ -213,16 +213,16 @@ def load_model(
     model_overrides: Mapping[str, Any] | None = None,
     random_init: bool = False,
     cache: bool = True,
+    trust: bool = False,
 ) -> torch.nn.Module:
     """The network of an :class:`~ovsnet.lightning.module.OVSNetModule` checkpoint, in eval mode.
 
     ``model_config`` replaces the build kwargs stored in the checkpoint; ``model_overrides`` updates them
     (e.g. the test-time ``min_size``). ``random_init=True`` with ``ckpt_path=None`` builds random weights
     from ``model_config`` (tests and smoke runs only). The last model is cached per (path, mtime, device,
-    config) so the jobs of an inference-time sweep in one process share it.
+    config) so the jobs of an inference-time sweep in one process share it. The checkpoint loads with
+    ``weights_only=True`` unless ``trust=True`` (:mod:`ovsnet.models.checkpoint`).
     """
-    from ovsnet.lightning.module import build_model, load_model_from_checkpoint
-
     device = torch.device(device)
     config = dict(_plain(model_config)) if model_config is not None else None
     overrides = dict(_plain(model_overrides) or {})
@@ -238,18 +238,19 @@ def load_model(
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: checkpoint file not found")
     if overrides:
-        config = {**(config or _stored_model_config(path)), **overrides}
+        config = {**(config or _stored_model_config(path, trust)), **overrides}
     key = (
         str(path.resolve()),
         path.stat().st_mtime_ns,
         str(device),
         json.dumps(config, sort_keys=True, default=str),
+        trust,
     )
     if cache and key in _MODEL_CACHE:
         log.info("reusing the loaded model of %s", path)
         return _MODEL_CACHE[key]
     _MODEL_CACHE.clear()
-    model = load_model_from_checkpoint(path, map_location=device, model_config=config)
+    model = load_checkpoint_model(path, map_location=device, model_config=config, trust=trust)
     if cache:
         _MODEL_CACHE[key] = model
     log.info("loaded %s on %s", path, device)
@@ -257,14 +258,15 @@ def load_model(
 
 
 def load_model_from_config(cfg: DictConfig, device: torch.device | str) -> torch.nn.Module:
-    """:func:`load_model` with the ``ckpt_path`` / ``model_config`` / ``model_overrides`` / ``random_init``
-    keys of an evaluate.yaml config."""
+    """:func:`load_model` with the ``ckpt_path`` / ``model_config`` / ``model_overrides`` / ``random_init`` /
+    ``trust_checkpoint`` keys of an evaluate.yaml config."""
     return load_model(
         cfg.get("ckpt_path"),
         device,
         cfg.get("model_config"),
         cfg.get("model_overrides"),
         bool(cfg.get("random_init", False)),
+        trust=_trusted(cfg),
     )
 
 
@@ -272,7 +274,7 @@ def resolved_cascade_config(cfg: Mapping[str, Any] | DictConfig) -> CascadeConfi
     """The cascade settings of an evaluate.yaml run: the checkpoint's stored settings over the inference
     preset, the user's command-line ``inference.*`` overrides over both."""
     cfg = _as_config(cfg)
-    stored = stored_inference_settings(cfg.get("ckpt_path"))
+    stored = stored_inference_settings(cfg.get("ckpt_path"), trust=_trusted(cfg))
     explicit = explicit_inference_keys(_job_overrides())
     if stored:
         log.info("inference settings from the checkpoint: %s (overridden here: %s)", stored, sorted(explicit))

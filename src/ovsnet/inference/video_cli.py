@@ -34,6 +34,7 @@ from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.flow import FlowEstimator, build_flow
 from ovsnet.inference.runner import DONE_MARKER, SequenceResult, segment_sequence
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.models.checkpoint import CheckpointError, load_model
 from ovsnet.viz import overlay as overlay_frame
 from ovsnet.viz import path_timeline
 
@@ -259,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", required=True, type=Path, help="video file or folder of frames")
     parser.add_argument("--first-mask", required=True, type=Path, help="label map of the first frame")
     parser.add_argument("--ckpt", required=True, type=Path, help="OVSNetModule checkpoint (.ckpt)")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load the checkpoint in full (torch.load weights_only=False), which can run code from the file: "
+        "trusted files only (default: tensors, plain containers and OmegaConf configs only)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument(
         "--device",
@@ -318,10 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_video_inputs(args.video, args.first_mask)  # fail fast, before the checkpoint loads
     except DataError as exc:
         parser.exit(1, f"ovsnet-video: error: {exc}\n")
-    from ovsnet.lightning.module import load_model_from_checkpoint  # lazy: inference stays Lightning-free
-
     try:
-        model = load_model_from_checkpoint(args.ckpt, map_location="cpu")
+        model = load_model(args.ckpt, trust=args.trust_checkpoint, trust_flag="--trust-checkpoint")
+    except CheckpointError as exc:
+        parser.error(f"--ckpt {args.ckpt}: {exc}")
     except (ValueError, KeyError, RuntimeError, OSError, TypeError) as exc:
         parser.error(f"--ckpt {args.ckpt}: cannot load an OVS-Net model from this checkpoint: {exc}")
     try:

@@ -2,20 +2,24 @@
 
 The network stays a plain ``nn.Module`` (built from explicit keyword arguments); this module only adds the
 optimisation, logging, the non-finite-loss guard and the checkpoint plumbing (the build kwargs travel in the
-checkpoint so :func:`load_model_from_checkpoint` can rebuild the network without a config tree).
+checkpoint so :func:`ovsnet.models.checkpoint.load_model` can rebuild the network without a config tree;
+``build_model``, ``load_weights`` and ``load_model_from_checkpoint`` are re-exported from there).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
+
+from ovsnet.models.checkpoint import build_model, load_weights
+from ovsnet.models.checkpoint import load_model as load_model_from_checkpoint
+from ovsnet.models.ovsnet import group_losses
 
 __all__ = ["OVSNetModule", "build_model", "load_model_from_checkpoint", "load_weights"]
 
@@ -24,13 +28,6 @@ log = logging.getLogger(__name__)
 LOSS_TERMS = ("mask", "loc", "cls", "reid", "refine")
 # gradient norms are logged per part of the network: a diverging head shows up before the loss does
 GRAD_GROUPS = ("detector.backbone", "detector.rpn", "detector.roi_heads", "reid_head", "mga")
-
-
-def build_model(model_config: Mapping[str, Any]) -> nn.Module:
-    """Build the network from its keyword arguments (``ovsnet.models.build_ovsnet``)."""
-    from ovsnet.models import ovsnet as ovsnet_models  # lazy: keeps this module importable on its own
-
-    return ovsnet_models.build_ovsnet(**dict(model_config))
 
 
 def _plain(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -43,76 +40,6 @@ def _plain(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if isinstance(config, DictConfig):
             return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items()}
-
-
-def _read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[dict, dict]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds no state_dict")
-    if any(k.startswith("model.") for k in state):
-        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-    return state, ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-
-
-def _mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = sorted(
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state)
-        if tuple(own[k].shape) != tuple(state[k].shape)
-    )
-    return missing, unexpected, shape
-
-
-def _format_keys(title: str, keys: list[str], limit: int = 20) -> str:
-    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return f"{title} ({len(keys)}): {', '.join(keys[:limit])}{more}"
-
-
-def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> None:
-    """Load a checkpoint's weights; ``strict=False`` keeps matching keys (new heads, another class count).
-
-    With ``strict=True`` any difference raises a ``ValueError`` that lists the mismatched keys.
-    """
-    state, _ = _read_state_dict(path)
-    missing, unexpected, shape = _mismatch(model, state)
-    if strict and (missing or unexpected or shape):
-        parts = [
-            _format_keys(t, k)
-            for t, k in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shape))
-            if k
-        ]
-        raise ValueError(f"checkpoint {path} does not match this architecture; " + "; ".join(parts))
-    bad = {s.split(":")[0] for s in shape}
-    model.load_state_dict({k: v for k, v in state.items() if k not in bad}, strict=False)
-    if missing or unexpected or shape:
-        log.warning(
-            "partial load from %s: %d missing, %d unexpected, %d reshaped keys skipped",
-            path,
-            len(missing),
-            len(unexpected),
-            len(shape),
-        )
-
-
-def load_model_from_checkpoint(
-    path: str | os.PathLike, map_location: Any = "cpu", model_config: Mapping[str, Any] | None = None
-) -> nn.Module:
-    """Rebuild the network stored by :class:`OVSNetModule` and load its weights (strict), in eval mode."""
-    _, hparams = _read_state_dict(path, map_location)
-    config = model_config if model_config is not None else hparams.get("model_config")
-    if config is None:
-        raise ValueError(f"checkpoint {path} stores no model_config; pass model_config=... explicitly")
-    model = build_model(config)
-    load_weights(model, path, strict=True)
-    # inference settings calibrated for this model (e.g. rho_reid for its embedding scale) travel with it
-    model.inference_settings = dict(hparams.get("inference_settings") or {})
-    return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
 
 
 @contextlib.contextmanager
@@ -133,7 +60,7 @@ class OVSNetModule(pl.LightningModule):
     """Joint-loss training of OVS-Net: ``L_mask + L_loc + L_cls + L_reid + λ·L_refine``.
 
     Args:
-        model: the network (``forward(images, targets) -> loss dict`` and ``group_losses``); built from
+        model: the network (``forward(images, targets) -> loss dict``, grouped by ``group_losses``); built from
             ``model_config`` (``build_ovsnet`` kwargs) when ``None``.
         optimizer / scheduler: ``functools.partial`` factories (Hydra ``_partial_: true``) finished here.
         base_batch_size: the learning rate is scaled by ``global batch / base_batch_size`` (paper: lr 0.04
@@ -182,19 +109,8 @@ class OVSNetModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ losses
     def _group(self, loss_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        group = getattr(self.model, "group_losses", None)
-        if group is not None:
-            return dict(group(loss_dict, lambda_refine=self.lambda_refine))
-        zero = next(iter(loss_dict.values())).new_zeros(())
-        g = {
-            "mask": loss_dict.get("loss_mask", zero),
-            "loc": loss_dict.get("loss_box_reg", zero) + loss_dict.get("loss_rpn_box_reg", zero),
-            "cls": loss_dict.get("loss_classifier", zero) + loss_dict.get("loss_objectness", zero),
-            "reid": loss_dict.get("loss_reid", zero),
-            "refine": loss_dict.get("loss_refine", zero),
-        }
-        g["total"] = g["mask"] + g["loc"] + g["cls"] + g["reid"] + self.lambda_refine * g["refine"]
-        return g
+        """The eq. 2 terms and their total (``ovsnet.models.ovsnet.group_losses``, the one copy)."""
+        return dict(group_losses(loss_dict, lambda_refine=self.lambda_refine))
 
     def _losses(self, batch: Any) -> tuple[dict[str, torch.Tensor], int, int]:
         images, targets, skipped = batch if len(batch) == 3 else (*batch, 0)

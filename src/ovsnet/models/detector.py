@@ -26,8 +26,8 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from ovsnet.data.io import DataError
 from ovsnet.models.backbones import EFFICIENTNET_LITE, efficientnet_lite_fpn, input_normalization
+from ovsnet.models.checkpoint import CheckpointError, read_checkpoint, strip_prefix
 
 __all__ = ["BACKBONES", "LoadReport", "build_maskrcnn", "load_detector_checkpoint", "make_norm_layer"]
 
@@ -161,46 +161,13 @@ def _log_keys(source: str, missing: Sequence[str], unexpected: Sequence[str]) ->
         log.info("%s: all keys matched", source)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Raw state dict from a torchvision file or an ovsnet/Lightning checkpoint (``state_dict`` key)."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"checkpoint file not found: {file}")
-    try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception:  # Lightning checkpoints may pickle hyper-parameters: the user chose to trust this file
-        log.warning("%s is not a plain tensor file; loading it with weights_only=False", file)
-        try:
-            obj = torch.load(file, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise DataError(f"unreadable checkpoint {file}: {exc}") from exc
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataError(f"checkpoint {file} holds no state dict of tensors")
-    return obj
-
-
-def strip_prefix(
-    state: dict[str, torch.Tensor], prefixes: Sequence[str] = _CKPT_PREFIXES
-) -> dict[str, torch.Tensor]:
-    """Detector keys of an ovsnet (``detector.``) or Lightning (``model.detector.``/``model.``) state dict."""
-    for prefix in prefixes:
-        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if sub:
-            return sub
-    return state
-
-
 def load_detector_checkpoint(
     model: nn.Module, state: dict[str, torch.Tensor] | str | os.PathLike, source: str | None = None
 ) -> LoadReport:
     """Load detector weights, re-initialising class-specific layers whose shapes differ; log the report."""
     if not isinstance(state, dict):
         source = source or str(state)
-        state = strip_prefix(read_checkpoint(state))
+        state = strip_prefix(read_checkpoint(state), _CKPT_PREFIXES)
     source = source or "state dict"
     own = model.state_dict()
     report = LoadReport(source)
@@ -210,7 +177,7 @@ def load_detector_checkpoint(
             if key.startswith(CLASS_SPECIFIC):
                 report.reinitialised.append(key)
                 continue
-            raise DataError(
+            raise CheckpointError(
                 f"checkpoint {source}: key {key!r} has shape {tuple(value.shape)}, "
                 f"the model expects {tuple(own[key].shape)} (different backbone or config?)"
             )
