@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from ovsnet.models.guidance import drift_masks
 from ovsnet.models.mga import (
     MGA_PRESETS,
     AdvancedASPP,
@@ -101,3 +102,24 @@ def test_loss_and_paste() -> None:
     assert pasted.shape == (1, 40, 50)
     assert pasted[0, 15, 20] == pytest.approx(1.0, abs=1e-3) and pasted[0, 35, 45] == 0
     assert paste_probs(strong[:0], torch.zeros(0, 4), (40, 50)).shape == (0, 40, 50)
+
+
+def test_drift_masks_move_and_reshape_like_a_warped_mask() -> None:
+    masks = torch.zeros(16, 64, 80)
+    masks[:, 20:44, 30:54] = 1
+    drifted = drift_masks(masks, torch.Generator().manual_seed(0))
+    assert drifted.shape == masks.shape and set(drifted.unique().tolist()) <= {0.0, 1.0}
+    inter = (drifted * masks).flatten(1).sum(1)
+    iou = inter / ((drifted + masks) > 0).flatten(1).sum(1)
+    assert (iou < 1).all() and (iou > 0.4).all()  # the right object, the wrong outline
+    assert len({round(v, 3) for v in iou.tolist()}) > 8  # every sample drifts its own way
+    still = drift_masks(masks, max_shift=0, max_scale=0, max_radius=0)
+    assert torch.equal(still, masks)
+    assert drift_masks(torch.zeros(0, 8, 8)).shape == (0, 8, 8)
+
+
+def test_drift_masks_dilate_and_erode() -> None:
+    masks = torch.zeros(40, 32, 32)
+    masks[:, 10:20, 10:20] = 1
+    areas = drift_masks(masks, torch.Generator().manual_seed(1), max_shift=0, max_scale=0).flatten(1).sum(1)
+    assert {64.0, 100.0, 144.0} <= set(areas.tolist())  # eroded by 1, untouched, dilated by 1 pixel

@@ -218,3 +218,41 @@ def test_mga_size_sets_the_refinement_resolution(batch: tuple) -> None:
     )
     assert logits.shape == (1, 2, 24, 24)
     assert net.refine(det.features, det.boxes[:1], det.mask_probs[:1]).shape == (min(len(det), 1), 64, 80)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_drift_fraction_chooses_mga_guidance(batch: tuple, fraction: float, monkeypatch) -> None:
+    """With ``mga_drift_fraction=1`` MGA is guided by the (drifted) ground-truth mask cropped at that mask's
+    own box; with 0 by the detector's box-relative mask padded with 0.5 (the paper)."""
+    from torchvision.ops import masks_to_boxes
+
+    import ovsnet.models.ovsnet as ovsnet_module
+    from ovsnet.models.mga import crop_attention, enlarge_boxes
+
+    monkeypatch.setattr(ovsnet_module, "drift_masks", lambda masks, *a, **k: masks.float())  # no drift
+    torch.manual_seed(0)
+    net = build_ovsnet(**TINY, mga_drift_fraction=fraction).train()
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    forward = net.mga.forward
+    monkeypatch.setattr(
+        net.mga,
+        "forward",
+        lambda lv, rois, size, att: seen.append((rois, att)) or forward(lv, rois, size, att),
+    )
+    images, targets = batch
+    assert torch.isfinite(net(images[1:2], targets[1:2])["loss_refine"])
+    rois, attention = seen[-1]
+    gt = targets[1]["masks"].float()
+    if fraction == 1.0:
+        box = enlarge_boxes(masks_to_boxes(gt > 0.5), net.mga.enlarge)  # the guide's box, not a proposal
+        assert torch.allclose(rois[:, 1:], box.expand(len(rois), 4))
+        expected = crop_attention(gt[[0] * len(rois)], rois[:, 1:], net.mga.crop_size)
+        assert torch.allclose(attention, expected)
+    else:
+        border = torch.cat([attention[..., 0, :], attention[..., -1, :]], -1)
+        assert torch.allclose(border, torch.full_like(border, 0.5))  # box_attention's padding
+
+
+def test_drift_fraction_is_validated() -> None:
+    with pytest.raises(ValueError, match="drift_fraction"):
+        build_ovsnet(**TINY, mga_drift_fraction=1.5)

@@ -18,10 +18,11 @@ from torch import Tensor, nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign, masks_to_boxes
 
 from ovsnet.data.io import DataError
 from ovsnet.models.detector import build_maskrcnn, read_checkpoint
+from ovsnet.models.guidance import drift_masks
 from ovsnet.models.mga import (
     MGA_PRESETS,
     MaskGuidedAttention,
@@ -109,6 +110,7 @@ class OVSNet(nn.Module):
         reid_margin: float = 1.0,
         refine_per_image: int = 2,
         add_gt_to_reid: bool = True,
+        drift_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         self.detector, self.reid_head, self.mga = detector, reid_head, mga
@@ -118,6 +120,9 @@ class OVSNet(nn.Module):
             reid_margin,
         )
         self.refine_per_image, self.add_gt_to_reid = refine_per_image, add_gt_to_reid
+        if not 0.0 <= drift_fraction <= 1.0:
+            raise ValueError(f"drift_fraction must be in [0, 1], got {drift_fraction}")
+        self.drift_fraction = drift_fraction
         self.reid_spread: Tensor | None = None  # set by each training forward that has Re-ID samples
         self.level_names = list(detector.roi_heads.mask_roi_pool.featmap_names)
         self.reid_pool = (
@@ -215,21 +220,31 @@ class OVSNet(nn.Module):
         if self.mga is None:
             return ref.new_zeros((), dtype=torch.float32)
         feats = OrderedDict((k, v.detach()) for k, v in features.items())
-        boxes, rois, labels, gts = [], [], [], []
+        boxes, rois, labels, gts, drifted = [], [], [], [], []
         for i, (p, t) in enumerate(zip(proposals, targets, strict=True)):
             chosen, _, gt_index = select_reid_samples(
                 self._candidates(p, t), t["boxes"], t["labels"], 1, self.reid_min_iou
             )
             chosen, gt_index = chosen[: self.refine_per_image].detach(), gt_index[: self.refine_per_image]
+            # a drifted ground-truth mask (a stand-in for a flow-warped one) guides this share of the samples
+            guide = torch.zeros((len(chosen), *t["masks"].shape[-2:]), device=chosen.device)
+            use = torch.rand(len(chosen)) < self.drift_fraction
+            if use.any():
+                guide[use] = drift_masks(t["masks"][gt_index[use]].to(guide))
+                chosen = chosen.clone()
+                chosen[use] = masks_to_boxes(guide[use] > 0.5).to(chosen)
             enlarged = enlarge_boxes(chosen, self.mga.enlarge)
             boxes.append(chosen)
             rois.append(torch.cat([enlarged.new_full((len(chosen), 1), float(i)), enlarged], dim=1))
             labels.append(t["labels"][gt_index])
             gts.append(crop_mask_targets(t["masks"], enlarged, gt_index, self.mga.out_size))
+            drifted.append((use, crop_attention(guide, enlarged, self.mga.crop_size)))
         if sum(len(b) for b in boxes) == 0:
             return _zero_like_params(self.mga, ref)
         probs = self._mask_probs(feats, boxes, torch.cat(labels), image_list.image_sizes)
         attention = box_attention(probs, self.mga.crop_size, self.mga.enlarge, self.mga.pad_value)
+        use = torch.cat([u for u, _ in drifted]).to(attention.device)
+        attention = torch.where(use[:, None, None, None], torch.cat([a for _, a in drifted]), attention)
         levels = [feats[k] for k in self.level_names]
         logits = self.mga(levels, torch.cat(rois), tuple(image_list.tensors.shape[-2:]), attention.detach())
         return refine_loss(logits, torch.cat(gts))
@@ -381,12 +396,14 @@ def build_ovsnet(
     reid_min_iou: float = 0.5,
     reid_margin: float = 1.0,
     refine_per_image: int = 2,
+    mga_drift_fraction: float = 0.0,
     checkpoint: str | os.PathLike | None = None,
     **detector_kwargs: Any,
 ) -> OVSNet:
     """OVS-Net from config values (the Hydra target). ``mga_channels`` overrides the preset's widths;
     ``mga_size`` is MGA's working resolution (the paper's 100x100; small images need less: MGA's cost grows
-    with its square)."""
+    with its square). ``mga_drift_fraction`` of MGA's training samples are guided by a drifted ground-truth
+    mask instead of the detector's (``ovsnet.models.guidance``; 0: the paper)."""
     detector = build_maskrcnn(
         backbone=backbone, num_classes=num_classes, checkpoint=checkpoint, **detector_kwargs
     )
@@ -403,7 +420,16 @@ def build_ovsnet(
                 channels=mga_channels, aspp_channels=mga_channels, stage_planes=max(mga_channels // 4, 1)
             )
         refine = MaskGuidedAttention(in_channels=channels, num_levels=levels, out_size=mga_size, **widths)
-    model = OVSNet(detector, head, refine, proposals_per_gt, reid_min_iou, reid_margin, refine_per_image)
+    model = OVSNet(
+        detector,
+        head,
+        refine,
+        proposals_per_gt,
+        reid_min_iou,
+        reid_margin,
+        refine_per_image,
+        drift_fraction=mga_drift_fraction,
+    )
     if checkpoint is not None:
         _load_heads(model, checkpoint)
     return model
