@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from davis_fixtures import (
+from tests.davis_fixtures import (
     H,
     W,
     build_davis2016_frame_lists,
@@ -17,7 +17,7 @@ from davis_fixtures import (
     write_split,
 )
 
-from ovsnet.data.davis import davis_sequence, load_davis, read_split_file
+from ovsnet.data.davis import davis_sequence, load_davis, missing_frames, read_split_file
 from ovsnet.data.io import DataError, write_frame, write_label_map
 from ovsnet.data.sequence import VideoSequence
 
@@ -206,3 +206,26 @@ def test_duplicate_frame_stems_are_rejected(tmp_path: Path) -> None:
     write_frame(tmp_path / "JPEGImages/480p/bear/00001.png", np.zeros((H, W, 3), np.uint8))
     with pytest.raises(DataError, match="00001"):
         davis_sequence(tmp_path, "bear")
+
+
+def test_gap_in_frame_numbering_warns_with_sequence_and_frame_names(
+    davis17: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="ovsnet.data.davis"):
+        load_davis(davis17, split="train")
+    assert not caplog.records  # contiguous numbering: nothing to say
+    for folder, suffix in (("JPEGImages", "jpg"), ("Annotations", "png")):  # gone from both folders
+        (davis17 / f"{folder}/480p/kite/00002.{suffix}").unlink()
+    with caplog.at_level("WARNING", logger="ovsnet.data.davis"):
+        kite, _ = load_davis(davis17, split="train")
+    assert kite.frame_names == ["00000", "00001", "00003", "00004"]  # read past the gap, not stopped by it
+    (record,) = caplog.records
+    assert "'kite'" in record.getMessage() and "00002" in record.getMessage()
+    assert "'bear'" not in record.getMessage()
+
+
+def test_missing_frames_only_for_numbered_frames() -> None:
+    names = lambda *stems: [Path(f"{s}.jpg") for s in stems]  # noqa: E731
+    assert missing_frames(names("00000", "00001", "00004")) == ["00002", "00003"]
+    assert missing_frames(names("00005", "00006")) == []  # a clip may start anywhere
+    assert missing_frames(names("a", "c")) == [] and missing_frames([]) == []

@@ -12,21 +12,32 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ovsnet.data.photo_videos as photo_videos
+import ovsnet.data.photo_videos.photos as photos_module
 from ovsnet.data.davis import load_davis
 from ovsnet.data.io import DAVIS_PALETTE, DataError
 from ovsnet.data.photo_videos import PHOTO_SPLITS, PHOTOS, PhotoConfig, load_photo
 from ovsnet.data.synthetic import (
     SyntheticConfig,
+    build_meta,
     dataset_style,
     generate_dataset,
-    generate_sequence,
     main,
     make_video,
 )
 
 SIZE = (96, 128)
 NAMES = [f"photo-{i:03d}" for i in range(4)]
+
+
+class Rendered:
+    """A video rendered the way ``generate_dataset`` renders it: its frames, label maps and meta record."""
+
+    def __init__(self, **kwargs: object) -> None:
+        video = make_video(**kwargs)
+        frames = list(video)
+        self.meta = build_meta(video, frames)
+        self.frames = [f.image for f in frames]
+        self.labels = [f.labels for f in frames]
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
@@ -106,7 +117,7 @@ def test_train_and_val_photos_are_disjoint(dataset: Path) -> None:
         used[photos["split"]] |= names
     assert used["train"] and used["val"] and not used["train"] & used["val"]
     # a lone video (train and val at once) and a direct call pick their photo set from the split
-    seq = generate_sequence(num_frames=2, size=SIZE, seed=3, index=0, style="photo", split="val")
+    seq = Rendered(num_frames=2, size=SIZE, seed=3, index=0, style="photo", split="val")
     assert set(seq.meta["photos"]["all"]) <= set(PHOTO_SPLITS["val"])
 
 
@@ -140,7 +151,7 @@ def _has_hole(mask: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("kind", ["limbs", "branch", "holes", "crescent"])
 def test_articulated_thin_and_holed_shapes(kind: str) -> None:
-    seq = generate_sequence(
+    seq = Rendered(
         num_frames=10,
         size=(120, 160),
         seed=1,
@@ -181,7 +192,7 @@ def test_articulated_thin_and_holed_shapes(kind: str) -> None:
 
 
 def test_camera_lighting_and_motion() -> None:
-    seq = generate_sequence(num_frames=10, size=SIZE, seed=0, index=2, style="photo", reentry_fraction=0.0)
+    seq = Rendered(num_frames=10, size=SIZE, seed=0, index=2, style="photo", reentry_fraction=0.0)
     background = (seq.labels[0] == 0) & (seq.labels[9] == 0)
     diff = np.abs(seq.frames[0].astype(int) - seq.frames[9].astype(int)).mean(-1)
     assert diff[background].mean() > 4  # camera pan / zoom over the photo
@@ -189,7 +200,7 @@ def test_camera_lighting_and_motion() -> None:
 
 
 def test_occlusion_and_leave_reenter() -> None:
-    seq = generate_sequence(
+    seq = Rendered(
         num_frames=14, size=SIZE, seed=5, index=0, style="photo", reentry_fraction=1.0, distractor_prob=0.0
     )
     oid = seq.meta["scripted"]["reentry_object"]
@@ -197,7 +208,7 @@ def test_occlusion_and_leave_reenter() -> None:
     assert present[0] and not all(present)
     events = [e for e in seq.meta["reentry_events"] if e["object"] == oid]
     assert events and events[0]["cause"] == "left_frame" and present[events[0]["reenter"]]
-    crossed = generate_sequence(
+    crossed = Rendered(
         num_frames=12,
         size=SIZE,
         seed=0,
@@ -232,7 +243,7 @@ def test_bad_photo_config_raises_data_error() -> None:
 
 
 def test_bundled_photos_load_offline_and_licences_documented() -> None:
-    doc = photo_videos.__doc__ or ""
+    doc = photos_module.__doc__ or ""
     for split, names in PHOTO_SPLITS.items():
         for name in names:
             image = load_photo(name)
@@ -249,11 +260,16 @@ def test_bundled_photos_load_offline_and_licences_documented() -> None:
 def test_cli_and_hydra_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     args = ["--out", str(out), "--style", "photo", "--sequences", "2", "--frames", "2", "--size", "64x80"]
-    assert main([*args, "--val-fraction", "0.5", "--no-progress"]) == 0
+    # a nested PhotoConfig key through --set replaces the default shape mix
+    nested = ["--set", "photo.kind_weights.star=1.0"]
+    assert main([*args, "--val-fraction", "0.5", "--no-progress", *nested]) == 0
     assert "photo" in capsys.readouterr().out and dataset_style(out) == "photo"
     assert (out / "ImageSets/2017/val.txt").read_text().split() == ["photo-001"]
+    assert {o["kind"] for o in _meta(out, "photo-000")["objects"]} == {"star"}
 
     from hydra import compose, initialize_config_dir
+
+    import ovsnet.schemas  # noqa: F401 - registers the schemas the config groups name
 
     overrides = [
         "data=synthetic_photo",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from davis_fixtures import H, W, box_mask, write_mask, write_segtrack_sequence
+from tests.davis_fixtures import H, W, box_mask, write_mask, write_segtrack_sequence
 from PIL import Image
 
 from ovsnet.data.io import DataError

@@ -15,15 +15,29 @@ from ovsnet.data.io import DAVIS_PALETTE, DataError, list_frames, read_frame, re
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.data.synthetic import (
     SyntheticConfig,
+    SyntheticFrame,
+    build_meta,
     dataset_style,
     generate_dataset,
-    generate_sequence,
     main,
     make_video,
     sequence_name,
 )
 
 SIZE = (64, 80)
+
+
+class Rendered:
+    """A video rendered the way ``generate_dataset`` renders it: every frame, and its meta record."""
+
+    def __init__(self, **kwargs: object) -> None:
+        video = make_video(**kwargs)
+        self.object_ids = video.object_ids
+        self.frame_list: list[SyntheticFrame] = list(video)
+        self.meta = build_meta(video, self.frame_list)
+        self.frames = [f.image for f in self.frame_list]
+        self.labels = [f.labels for f in self.frame_list]
+        self.distractor_masks = [f.distractor_mask for f in self.frame_list]
 
 
 def _sequence(root: Path, name: str) -> VideoSequence:
@@ -79,8 +93,8 @@ def test_label_maps_are_indexed_palette_pngs_matching_memory(dataset: Path) -> N
         assert image.mode == "P"
         palette = np.array(image.getpalette()[: 3 * 256], np.uint8).reshape(-1, 3)
     assert np.array_equal(palette[:16], DAVIS_PALETTE[:16])
-    # the files hold exactly what generate_sequence renders in memory for the same (seed, index)
-    seq = generate_sequence(num_frames=6, size=SIZE, seed=0, index=1)
+    # the files hold exactly what make_video renders in memory for the same (seed, index)
+    seq = Rendered(num_frames=6, size=SIZE, seed=0, index=1)
     for t in range(6):
         on_disk = read_label_map(dataset / f"Annotations/480p/synth-001/{t:05d}.png")
         assert np.array_equal(on_disk, seq.labels[t])
@@ -116,7 +130,7 @@ def test_rerun_into_existing_folder(tmp_path: Path) -> None:
 
 def test_every_object_visible_in_first_frame() -> None:
     for index in range(6):
-        seq = generate_sequence(num_frames=5, size=SIZE, seed=7, index=index)
+        seq = Rendered(num_frames=5, size=SIZE, seed=7, index=index)
         first = seq.labels[0]
         assert seq.object_ids == list(range(1, len(seq.object_ids) + 1))
         for oid in seq.object_ids:
@@ -124,7 +138,7 @@ def test_every_object_visible_in_first_frame() -> None:
 
 
 def test_shapes_non_convex_and_objects_distinct() -> None:
-    seq = generate_sequence(
+    seq = Rendered(
         num_frames=3,
         size=(96, 128),
         seed=2,
@@ -155,7 +169,7 @@ def test_shapes_non_convex_and_objects_distinct() -> None:
 
 
 def test_objects_and_camera_move() -> None:
-    seq = generate_sequence(num_frames=8, size=SIZE, seed=0, index=3, reentry_fraction=0.0)
+    seq = Rendered(num_frames=8, size=SIZE, seed=0, index=3, reentry_fraction=0.0)
     assert any(not np.array_equal(seq.labels[0], seq.labels[t]) for t in range(1, 8))
     background = (seq.labels[0] == 0) & (seq.labels[7] == 0)
     diff = np.abs(seq.frames[0].astype(int) - seq.frames[7].astype(int)).mean(-1)
@@ -163,7 +177,7 @@ def test_objects_and_camera_move() -> None:
 
 
 def test_occlusion_present() -> None:
-    seq = generate_sequence(
+    seq = Rendered(
         num_frames=12, size=SIZE, seed=0, index=0, min_objects=3, max_objects=3, occlusion_fraction=1.0
     )
     events = seq.meta["occlusion_events"]
@@ -183,7 +197,7 @@ def test_occlusion_present() -> None:
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_leave_and_reenter_in_label_maps(index: int) -> None:
-    seq = generate_sequence(num_frames=14, size=SIZE, seed=5, index=index, reentry_fraction=1.0)
+    seq = Rendered(num_frames=14, size=SIZE, seed=5, index=index, reentry_fraction=1.0)
     oid = seq.meta["scripted"]["reentry_object"]
     present = [bool((labels == oid).any()) for labels in seq.labels]
     assert present[0]
@@ -196,12 +210,12 @@ def test_leave_and_reenter_in_label_maps(index: int) -> None:
 
 
 def test_short_videos_have_no_scripted_exit() -> None:
-    seq = generate_sequence(num_frames=5, size=SIZE, seed=0, index=0, reentry_fraction=1.0)
+    seq = Rendered(num_frames=5, size=SIZE, seed=0, index=0, reentry_fraction=1.0)
     assert seq.meta["scripted"]["reentry_object"] is None
 
 
 def test_distractors_are_unlabelled_object_like_pixels() -> None:
-    seq = generate_sequence(num_frames=6, size=SIZE, seed=1, index=0, distractor_prob=1.0, max_distractors=1)
+    seq = Rendered(num_frames=6, size=SIZE, seed=1, index=0, distractor_prob=1.0, max_distractors=1)
     assert len(seq.meta["distractors"]) == 1 and seq.meta["distractors"][0]["similar_to"] in seq.object_ids
     assert sum(m.sum() for m in seq.distractor_masks) > 0
     saturations = []
@@ -253,4 +267,24 @@ def test_cli_writes_dataset_and_rejects_bad_size(tmp_path: Path, capsys: pytest.
         main(["--out", str(tmp_path / "bad"), "--size", "64-by-80"])
     assert exc.value.code == 2
     assert "--size" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_set_parses_values_and_names_unknown_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "set"
+    base = ["--sequences", "1", "--frames", "2", "--size", "64x80", "--no-progress"]
+    sets = ["object_area=[0.1,0.15]", "patterns=[dots]", "max_objects=2", "distractor_prob=0"]
+    assert main(["--out", str(out), *base, *(a for s in sets for a in ("--set", s))]) == 0
+    config = json.loads((out / "meta/dataset.json").read_text())["config"]
+    assert config["object_area"] == [0.1, 0.15] and config["patterns"] == ["dots"]
+    assert config["max_objects"] == 2 and config["distractor_prob"] == 0.0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "bad"), *base, "--set", "not_a_knob=1"])
+    assert exc.value.code == 2 and "not_a_knob" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "bad"), *base, "--set", "distractor_prob"])
+    assert exc.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

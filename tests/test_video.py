@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from davis_fixtures import H, W
+from tests.davis_fixtures import H, W
 
 from ovsnet.data import video as video_mod
 from ovsnet.data.io import DataError, write_frame

@@ -20,19 +20,21 @@ are the fallback and are taken verbatim (frames listed, in list order).
 
 Every frame with an annotation file is annotated (train/val: all frames; test-dev: the first frame only).
 The first frame must be annotated (semi-supervised protocol). Size mismatches between a frame and its
-annotation are reported lazily by :meth:`VideoSequence.label_map`.
+annotation are reported lazily by :meth:`VideoSequence.label_map`. A gap in the frame numbering (a frame
+missing from the JPEG folder, and so from the annotations) is read past with a warning naming the frames.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ovsnet.data.io import DataError, list_frames
 from ovsnet.data.sequence import VideoSequence
 
-__all__ = ["DAVIS_LAYOUT", "davis_sequence", "load_davis", "read_split_file"]
+__all__ = ["DAVIS_LAYOUT", "davis_sequence", "load_davis", "missing_frames", "read_split_file"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,32 @@ def read_split_file(path: str | os.PathLike) -> list[str]:
     return names
 
 
+def missing_frames(frames: Sequence[Path]) -> list[str]:
+    """Names absent from a numbered frame sequence (``00000, 00001, 00003`` → ``["00002"]``); none when the
+    frames are not all numbered (then there is no numbering to have a gap in)."""
+    stems = [p.stem for p in frames]
+    if not stems or not all(stem.isdigit() for stem in stems):
+        return []
+    numbers = {int(stem) for stem in stems}
+    width = min(len(stem) for stem in stems)
+    return [f"{n:0{width}d}" for n in range(min(numbers), max(numbers) + 1) if n not in numbers]
+
+
+def _warn_on_gaps(name: str, frames: Sequence[Path], where: Path) -> None:
+    """A gap is read past (the video is shorter than its numbering), which silently doubles the motion
+    between the frames around it and leaves those frames without an output mask: say so, with their names."""
+    missing = missing_frames(frames)
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        log.warning(
+            "sequence %r: %d frame(s) missing from the numbering in %s: %s; reading the video without them",
+            name,
+            len(missing),
+            where,
+            shown,
+        )
+
+
 def davis_sequence(
     root: str | os.PathLike,
     name: str,
@@ -89,6 +117,7 @@ def davis_sequence(
         raise DataError(
             f"sequence {name!r}: frame folder {frame_dir} holds no images ({', '.join(_FRAME_EXTENSIONS)})"
         )
+    _warn_on_gaps(name, frames, frame_dir)
     index_of = _index_by_stem(frames, name)
     annotations: dict[int, Path] = {}
     if ann_dir.is_dir():
@@ -187,6 +216,7 @@ def _load_frame_list(root: Path, list_file: Path) -> list[VideoSequence]:
         frames.append(frame)
     sequences = []
     for name, (frames, annotations) in groups.items():
+        _warn_on_gaps(name, frames, list_file)
         if 0 not in annotations:
             raise DataError(f"{list_file}: sequence {name!r}: the first frame {frames[0]} has no annotation")
         sequences.append(

@@ -91,6 +91,11 @@ class SampleTransform:
 
     ``image_size`` caps the longest edge (small images for CPU runs); ``min_sizes`` draws a random shortest
     edge per sample (multi-scale training) capped by ``max_size`` on the longest edge.
+
+    Every random draw (the scale and the albumentations pipeline) comes from one generator per call: ``rng``
+    when given, else one seeded from torch's generator. PyTorch seeds that generator in each DataLoader worker
+    from the loader's base seed, which ``seed_everything`` fixes, so a seeded run repeats its augmentations and
+    no two workers repeat each other's (albumentations' own state would be copied into every worker unseeded).
     """
 
     def __init__(
@@ -111,24 +116,34 @@ class SampleTransform:
         ``max_size``; ``image_size`` then only ever shrinks the longest edge."""
         scale = 1.0
         if self.min_sizes:
-            target = rng.choice(self.min_sizes) if rng is not None else np.random.choice(self.min_sizes)
-            scale = float(target) / min(height, width)
+            rng = rng if rng is not None else torch_seeded_rng()
+            scale = float(self.min_sizes[int(rng.integers(len(self.min_sizes)))]) / min(height, width)
             if self.max_size:
                 scale = min(scale, float(self.max_size) / max(height, width))
         if self.image_size:
             scale = min(scale, float(self.image_size) / max(height, width))
         return scale
 
-    def __call__(self, image: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        image, masks = _resize(image, masks, self.scale_for(*image.shape[:2]))
+    def __call__(
+        self, image: np.ndarray, masks: np.ndarray, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if rng is None and (self.min_sizes or self.pipeline is not None):
+            rng = torch_seeded_rng()
+        image, masks = _resize(image, masks, self.scale_for(*image.shape[:2], rng))
         if self.pipeline is None:
             return image, masks
+        self.pipeline.set_random_seed(int(rng.integers(2**32)))  # type: ignore[union-attr]
         if len(masks) == 0:
             out = self.pipeline(image=image)
             h, w = out["image"].shape[:2]
             return out["image"], np.zeros((0, h, w), dtype=np.uint8)
         out = self.pipeline(image=image, masks=list(masks))
         return out["image"], np.stack([np.asarray(m, dtype=np.uint8) for m in out["masks"]])
+
+
+def torch_seeded_rng() -> np.random.Generator:
+    """A numpy generator seeded from torch's global generator (one draw from it)."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 def label_map_to_masks(label_map: np.ndarray) -> tuple[np.ndarray, list[int]]:
