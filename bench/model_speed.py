@@ -99,7 +99,7 @@ def ovsnet_figures(
                 "bare": bare,
                 "detect": lambda: model.detect([image]),
                 "reid": lambda: model.embed(dets.features, dets.boxes),
-                "mga": lambda: model.refine(features, boxes, probs),
+                "mga": lambda: model.refine_box_masks(features, boxes, probs),
             },
             repeats,
             warmup,
@@ -130,8 +130,8 @@ def mga_preset_cost(image: torch.Tensor, bare: Callable[[], object], repeats: in
             t = _timed(
                 {
                     "bare": bare,
-                    "four": lambda m=model, f=f, b=b, p=p: m.refine(f, b, p),
-                    "one": lambda m=model, f=f, b=b[:1], p=p[:1]: m.refine(f, b, p),
+                    "four": lambda m=model, f=f, b=b, p=p: m.refine_box_masks(f, b, p),
+                    "one": lambda m=model, f=f, b=b[:1], p=p[:1]: m.refine_box_masks(f, b, p),
                 },
                 repeats,
                 warmup,

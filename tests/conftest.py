@@ -3,12 +3,14 @@
 Every test that trains composes ``conf/train.yaml`` exactly as a user would, then applies ``tiny_overrides`` so the
 run takes seconds: a 64x80 synthetic DAVIS-layout folder generated once per session, the tiny ResNet-18 model,
 2 steps, no workers, CSV logging, outputs under the test's own ``tmp_path``.
+
+Helpers that are not fixtures (tiny model settings, the scripted ``FakeModel``, DAVIS-layout writers) live in
+plain modules beside this one and are imported one way: ``from tests.<module> import ...``.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,10 +21,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+import ovsnet.schemas  # noqa: F401  (registers the config schemas that conf/ group files name)
+
+ROOT = Path(__file__).resolve().parents[1]  # on sys.path (pyproject's pythonpath): tests.*, train, evaluate
 CONF_DIR = ROOT / "conf"
-if str(ROOT) not in sys.path:  # train.py / evaluate.py live at the repository root
-    sys.path.insert(0, str(ROOT))
 
 # Tests must never reach W&B's servers, and two cores are shared by the whole suite.
 os.environ.setdefault("WANDB_MODE", "offline")

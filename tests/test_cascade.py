@@ -15,7 +15,6 @@ from ovsnet.inference.cascade import (
     associate,
     box_intersection,
     box_mask_iou,
-    mask_iou,
     update_state,
 )
 from ovsnet.inference.memory import ReIDBank
@@ -36,12 +35,23 @@ def _bank(*vectors: list[float], size: int = 64) -> ReIDBank:
     return bank
 
 
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(K, N) pixel IoU of binary masks (K,h,w) x (N,h,w): the reference the cascade's IoUs are checked on."""
+    fa, fb = a.flatten(1).float(), b.flatten(1).float()
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.zeros_like(inter))
+
+
 def _run(templates, cands, embs, banks, states=None, guarded: bool = False, **cfg) -> list[Decision]:
-    """The paper's rules unless ``guarded`` (the library's default guards on the IoU path and absence)."""
+    """The paper's rules unless ``guarded`` (the library's default guards on the IoU path and absence);
+    candidates are given as masks and their pixel IoUs with the templates go to ``associate``."""
     states = states or [TrackState() for _ in banks]
+    stacked = torch.stack(templates)
+    masks = torch.stack(cands) if cands else torch.zeros(0, H, W)
     return associate(
-        torch.stack(templates),
-        torch.stack(cands) if cands else torch.zeros(0, H, W),
+        stacked,
+        mask_iou(stacked > 0.5, masks > 0.5),
         embs,
         banks,
         states,
@@ -49,7 +59,7 @@ def _run(templates, cands, embs, banks, states=None, guarded: bool = False, **cf
     )
 
 
-def test_mask_iou_matrix() -> None:
+def test_reference_mask_iou() -> None:
     a = torch.stack([_box(0, 0), _box(10, 10)]) > 0
     b = torch.stack([_box(0, 0), _box(0, 3), torch.zeros(H, W)]) > 0
     iou = mask_iou(a, b)
@@ -87,23 +97,21 @@ def test_box_mask_iou_is_as_accurate_as_pasting_at_the_reduced_resolution() -> N
     assert err_box.max() < 0.15
 
 
-def test_associate_takes_a_precomputed_iou_matrix() -> None:
+def test_associate_takes_the_iou_matrix() -> None:
     iou = torch.tensor([[0.2, 0.85, 0.5]])
-    d = associate(
-        torch.stack([_box(0, 0)]), None, None, [_bank([0.0])], [TrackState()], CascadeConfig(), iou=iou
-    )
-    assert d[0].path == "iou" and d[0].candidate == 1 and d[0].score == pytest.approx(0.85)
+    template, bank = torch.stack([_box(0, 0)]), [_bank([0.0])]
+    d = associate(template, iou, None, bank, [TrackState()], CascadeConfig())
+    assert d[0].path == "iou" and d[0].candidate == 1 and d[0].iou == pytest.approx(0.85)
+    assert d[0].reid_distance is None and d[0].flow_area is None  # not what decided this path
     with pytest.raises(ValueError, match="IoU matrix"):
-        associate(
-            torch.stack([_box(0, 0)]), None, None, [_bank([0.0])], [TrackState()], CascadeConfig(), iou=iou.T
-        )
-    with pytest.raises(ValueError, match="candidate masks or their IoU"):
-        associate(torch.stack([_box(0, 0)]), None, None, [_bank([0.0])], [TrackState()], CascadeConfig())
+        associate(template, iou.T, None, bank, [TrackState()], CascadeConfig())
+    with pytest.raises(ValueError, match="2 embeddings for 3 candidates"):
+        associate(template, iou, torch.zeros(2, 4), bank, [TrackState()], CascadeConfig())
 
 
 def test_iou_path_wins_and_best_candidate_is_taken() -> None:
     d = _run([_box(0, 0)], [_box(0, 3), _box(0, 1)], torch.zeros(2, 2), [_bank([9.0, 9.0])])
-    assert d[0].path == "iou" and d[0].candidate == 1 and d[0].score == pytest.approx(30 / 42)
+    assert d[0].path == "iou" and d[0].candidate == 1 and d[0].iou == pytest.approx(30 / 42)
 
 
 def test_iou_below_threshold_falls_to_reid_then_flow() -> None:
@@ -111,9 +119,9 @@ def test_iou_below_threshold_falls_to_reid_then_flow() -> None:
     far = _box(12, 12)
     near_emb = torch.tensor([[0.5, 0.0]])
     d = _run([template], [far], near_emb, [_bank([0.0, 0.0])])
-    assert d[0] == Decision("reid", 0, 0.5)
+    assert d[0] == Decision("reid", 0, reid_distance=0.5)
     d = _run([template], [far], torch.tensor([[5.0, 0.0]]), [_bank([0.0, 0.0])])
-    assert d[0].path == "flow" and d[0].candidate is None
+    assert d[0].path == "flow" and d[0].candidate is None and d[0].flow_area == 36
     d = _run([template], [far], torch.tensor([[5.0, 0.0]]), [_bank([0.0, 0.0])], use_flow=False)
     assert d[0].path == "absent"
     d = _run([template], [far], near_emb, [_bank([0.0, 0.0])], use_reid=False)
@@ -173,25 +181,12 @@ def test_flow_streak_and_min_area_mark_absent() -> None:
     assert not update_state(state, Decision("absent")).present
 
 
-def test_low_score_candidates_are_ignored() -> None:
-    d = associate(
-        torch.stack([_box(0, 0)]),
-        torch.stack([_box(0, 0)]),
-        None,
-        [_bank([0.0])],
-        [TrackState()],
-        CascadeConfig(),
-        candidate_scores=torch.tensor([0.2]),
-    )
-    assert d[0].path == "flow"
-
-
 def test_config_and_shape_errors() -> None:
     with pytest.raises(ValueError, match="reid_update"):
         CascadeConfig(reid_update="always")
-    with pytest.raises(ValueError, match="reduced resolution"):
+    with pytest.raises(ValueError, match="1 templates but 2 banks"):
         associate(
-            torch.zeros(1, 4, 4), torch.zeros(1, 5, 5), None, [_bank([0.0])], [TrackState()], CascadeConfig()
+            torch.zeros(1, 4, 4), torch.zeros(1, 0), None, [_bank([0.0])] * 2, [TrackState()], CascadeConfig()
         )
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import TINY_MODEL
 
 from ovsnet.baselines import run_baselines
 from ovsnet.data.davis import load_davis
@@ -19,6 +18,7 @@ from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.metrics.davis import evaluate_sequences
 from ovsnet.models.ovsnet import build_ovsnet
+from tests.tiny_models import TINY_MODEL
 
 FLOW = {"backend": "dis"}  # the default flow (DIS medium, at most 240 rows)
 
@@ -56,14 +56,14 @@ class ScriptedDetector(torch.nn.Module):
     def embed(self, features, boxes):
         return torch.randn(len(boxes), 32, generator=self.gen) * 3.0
 
-    def refine(self, features, boxes, mask_probs):
-        return self.net.refine(features, boxes, mask_probs)
+    def refine_box_masks(self, features, boxes, mask_probs):
+        return self.net.refine_box_masks(features, boxes, mask_probs)
 
-    def refine_full(self, features, boxes, probs):
-        return self.net.refine_full(features, boxes, probs)
+    def refine_image_masks(self, features, boxes, image_probs):
+        return self.net.refine_image_masks(features, boxes, image_probs)
 
-    def paste_masks(self, boxes, mask_probs, size):
-        return self.net.paste_masks(boxes, mask_probs, size)
+    def paste_masks(self, boxes, mask_probs, image_size):
+        return self.net.paste_masks(boxes, mask_probs, image_size)
 
 
 @pytest.fixture(scope="module")

@@ -122,24 +122,25 @@ def test_detect_and_refine_shapes(model: OVSNet) -> None:
     assert dets[1].features.original_size == (96, 120)
     k = min(n, 3)
     assert model.embed(det.features, det.boxes[:k]) == pytest.approx(det.embeddings[:k], abs=1e-4)
-    refined = model.refine(det.features, det.boxes[:k], det.mask_probs[:k])
+    refined = model.refine_box_masks(det.features, det.boxes[:k], det.mask_probs[:k])
     assert refined.shape == (k, 128, 160) and 0 <= refined.min() and refined.max() <= 1
-    full = model.refine_full(det.features, det.boxes[:k], refined)
+    full = model.refine_image_masks(det.features, det.boxes[:k], refined)
     assert full.shape == (k, 128, 160)
     with pytest.raises(ValueError, match="differs from the image size"):
-        model.refine_full(det.features, det.boxes[:k], refined[:, :64])
-    det_top, top = model.segment_image(image, top_k=2)
-    assert top.shape == (min(2, len(det_top)), 128, 160)
+        model.refine_image_masks(det.features, det.boxes[:k], refined[:, :64])
 
 
-def test_paste_masks_at_reduced_size(model: OVSNet) -> None:
-    boxes = torch.tensor([[0.0, 0, 160, 128], [80, 64, 160, 128]])
+def test_paste_masks_takes_the_image_size_and_keeps_no_state(model: OVSNet) -> None:
+    """Boxes are in pixels of the image of ``image_size``; an earlier ``detect`` changes nothing."""
+    boxes = torch.tensor([[0.0, 0, 40, 32], [20, 16, 40, 32]])  # a 128x160 frame's boxes at quarter size
     probs = torch.ones(2, 28, 28)
-    small = model.paste_masks(boxes, probs, (32, 40), original_size=(128, 160))
+    small = model.paste_masks(boxes, probs, (32, 40))
     assert small.shape == (2, 32, 40)
     # torchvision's paste blends the one-pixel box border with the zero padding; the interior is exact
     assert small[0, 1:, 1:].min() > 0.99
     assert small[1, :14, :].max() == 0 and small[1, 20:, 25:].min() > 0.99
+    model.detect([torch.rand(3, 128, 160)])
+    assert torch.equal(model.paste_masks(boxes, probs, (32, 40)), small)
     assert model.paste_masks(boxes[:0], probs[:0], (32, 40)).shape == (0, 32, 40)
 
 
@@ -154,7 +155,7 @@ def test_image_without_detections(model: OVSNet) -> None:
     assert (
         det.boxes.shape == (0, 4) and det.mask_probs.shape == (0, 28, 28) and det.embeddings.shape == (0, 128)
     )
-    assert model.refine(det.features, det.boxes, det.mask_probs).shape == (0, 64, 80)
+    assert model.refine_box_masks(det.features, det.boxes, det.mask_probs).shape == (0, 64, 80)
 
 
 def test_ablation_switches(batch: tuple) -> None:
@@ -168,9 +169,9 @@ def test_ablation_switches(batch: tuple) -> None:
     assert det.embeddings is None and net.embed(det.features, det.boxes[:1]) is None
     k = min(len(det), 2)
     pasted = net.paste_masks(det.boxes[:k], det.mask_probs[:k], (64, 80))
-    assert torch.equal(net.refine(det.features, det.boxes[:k], det.mask_probs[:k]), pasted)
+    assert torch.equal(net.refine_box_masks(det.features, det.boxes[:k], det.mask_probs[:k]), pasted)
     given = torch.rand(k, 64, 80)
-    assert torch.equal(net.refine_full(det.features, det.boxes[:k], given), given)
+    assert torch.equal(net.refine_image_masks(det.features, det.boxes[:k], given), given)
 
 
 def test_autocast_cpu(model: OVSNet) -> None:
@@ -178,7 +179,7 @@ def test_autocast_cpu(model: OVSNet) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         det = model.detect([torch.rand(3, 64, 80)])[0]
         k = min(len(det), 2)
-        out = model.refine(det.features, det.boxes[:k], det.mask_probs[:k])
+        out = model.refine_box_masks(det.features, det.boxes[:k], det.mask_probs[:k])
     assert out.shape == (k, 64, 80) and torch.isfinite(out).all()
 
 
@@ -217,7 +218,8 @@ def test_mga_size_sets_the_refinement_resolution(batch: tuple) -> None:
         torch.full((1, 1, net.mga.crop_size, net.mga.crop_size), 0.5),
     )
     assert logits.shape == (1, 2, 24, 24)
-    assert net.refine(det.features, det.boxes[:1], det.mask_probs[:1]).shape == (min(len(det), 1), 64, 80)
+    refined = net.refine_box_masks(det.features, det.boxes[:1], det.mask_probs[:1])
+    assert refined.shape == (min(len(det), 1), 64, 80)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0])

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_segmenter import FakeModel, make_video, paper_config
 
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.inference.runner import DONE_MARKER, segment_dataset, segment_sequence
 from ovsnet.inference.segmenter import VideoSegmenter
+from tests.tiny_models import FakeModel, make_video, paper_config
 
 
 def _write_sequence(

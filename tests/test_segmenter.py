@@ -3,134 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from tiny_models import TINY_MODEL
-from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from ovsnet.data.io import DataError
 from ovsnet.inference.cascade import PAPER_RULES, CascadeConfig, box_mask_iou
+from ovsnet.inference.protocol import FrameDetections, SegmenterModel
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
-from ovsnet.models.ovsnet import build_ovsnet
+from ovsnet.models.ovsnet import OVSNet, build_ovsnet
+from tests.tiny_models import TINY_MODEL, VIDEO_H, VIDEO_W, FakeModel, make_video, paper_config
 
-H, W, SIDE = 96, 128, 24
-
-
-def paper_config(**overrides: Any) -> CascadeConfig:
-    """The paper's cascade (no switch guard): these tests pin its path mechanics on perfect detections.
-
-    The default guard (``switch_iou`` 0.8 at quarter resolution) keeps flow on these 24-pixel squares,
-    whose warped masks overlap the detections by 0.68-0.84; tests/test_cascade.py covers the guard."""
-    return CascadeConfig(**{**PAPER_RULES, **overrides})
-
-
-def make_video(
-    num_frames: int = 5,
-    seed: int = 0,
-    hidden: dict[int, set[int]] | None = None,
-    jump: dict[int, dict[int, tuple[int, int]]] | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Two textured squares (1 red, 2 green) moving over a static textured background.
-
-    ``hidden[t]`` lists objects not drawn at frame t; ``jump[t][obj]`` overrides an object's (y, x).
-    """
-    rng = np.random.default_rng(seed)
-    background = cv2.resize(rng.integers(0, 70, (H // 4, W // 4, 3), dtype=np.uint8), (W, H))
-    textures = {}
-    for obj, channel in ((1, 0), (2, 1)):
-        tex = rng.integers(0, 40, (SIDE, SIDE, 3), dtype=np.uint8)
-        tex[..., channel] = rng.integers(170, 255, (SIDE, SIDE), dtype=np.uint8)
-        textures[obj] = tex
-    frames, labels = [], []
-    for t in range(num_frames):
-        frame, label = background.copy(), np.zeros((H, W), np.uint8)
-        for obj, (y, x) in {1: (10 + 3 * t, 10 + 4 * t), 2: (55, 90 - 3 * t)}.items():
-            y, x = (jump or {}).get(t, {}).get(obj, (y, x))
-            if obj in (hidden or {}).get(t, set()):
-                continue
-            frame[y : y + SIDE, x : x + SIDE] = textures[obj]
-            label[y : y + SIDE, x : x + SIDE] = obj
-        frames.append(frame)
-        labels.append(label)
-    return frames, labels
-
-
-@dataclass
-class FakeDetections:
-    boxes: torch.Tensor
-    scores: torch.Tensor
-    labels: torch.Tensor
-    mask_probs: torch.Tensor
-    embeddings: torch.Tensor | None
-    features: Any
-
-
-class FakeModel(torch.nn.Module):
-    """Follows the OVSNet eval contract; candidates are the bright connected components of the frame,
-    embeddings the (scaled) mean colour in the box. ``blind_calls`` are detect calls returning nothing."""
-
-    def __init__(self, blind_calls: set[int] | None = None) -> None:
-        super().__init__()
-        self.blind_calls = blind_calls or set()
-        self.detect_calls = 0
-        self.refine_sizes: list[int] = []
-        self.refine_full_sizes: list[int] = []
-        self.pasted: list[int] = []
-
-    def detect(self, images: list[torch.Tensor]) -> list[FakeDetections]:
-        self.detect_calls += 1
-        return [self._detect_one(img, self.detect_calls in self.blind_calls) for img in images]
-
-    def _detect_one(self, img: torch.Tensor, blind: bool) -> FakeDetections:
-        fg = (img.max(0).values > 0.6).cpu().numpy().astype(np.uint8)
-        count, comp, stats, _ = cv2.connectedComponentsWithStats(fg)
-        boxes, masks = [], []
-        for i in range(1, 0 if blind else count):
-            x, y, w, h, area = (int(v) for v in stats[i])
-            if area >= 16:
-                boxes.append([x, y, x + w, y + h])
-                crop = (comp[y : y + h, x : x + w] == i).astype(np.float32)
-                masks.append(cv2.resize(crop, (28, 28), interpolation=cv2.INTER_LINEAR))
-        dev = img.device
-        box_t = torch.tensor(boxes, dtype=torch.float32, device=dev).reshape(-1, 4)
-        mask_t = torch.from_numpy(np.stack(masks)).to(dev) if masks else torch.zeros(0, 28, 28, device=dev)
-        n = len(box_t)
-        return FakeDetections(
-            box_t,
-            torch.full((n,), 0.9, device=dev),
-            torch.ones(n, dtype=torch.int64),
-            mask_t,
-            self.embed(img, box_t),
-            img,
-        )
-
-    def embed(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(len(boxes), 128, device=features.device)
-        for i, (x0, y0, x1, y1) in enumerate(boxes.round().long().tolist()):
-            out[i, :3] = features[:, y0:y1, x0:x1].reshape(3, -1).float().mean(1) * 10.0
-        return out
-
-    def paste_masks(
-        self, boxes: torch.Tensor, mask_probs: torch.Tensor, size: tuple[int, int]
-    ) -> torch.Tensor:
-        self.pasted.append(len(boxes))
-        scale = torch.tensor([size[1] / W, size[0] / H, size[1] / W, size[0] / H], device=boxes.device)
-        return paste_masks_in_image(mask_probs[:, None], boxes * scale, tuple(size), padding=1)[:, 0]
-
-    def refine(self, features: torch.Tensor, boxes: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
-        self.refine_sizes.append(len(boxes))
-        return self.paste_masks(boxes, mask_probs, tuple(features.shape[-2:]))
-
-    def refine_full(
-        self, features: torch.Tensor, boxes: torch.Tensor, full_probs: torch.Tensor
-    ) -> torch.Tensor:
-        self.refine_full_sizes.append(len(boxes))
-        return full_probs
+H, W = VIDEO_H, VIDEO_W
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -154,7 +39,7 @@ def test_end_to_end_iou_path_tracks_both_objects() -> None:
             assert _iou(out == obj, gt == obj) > 0.8
     assert seg.decisions == [{1: "iou", 2: "iou"}] * 4
     assert seg.path_counts["iou"] == 8 and seg.path_counts["flow"] == 0
-    assert model.refine_sizes == [2] * 4 and model.refine_full_sizes == []
+    assert model.refine_sizes == [2] * 4 and model.refine_image_sizes == []
     assert set(seg.timings) == set(STAGES) and all(v > 0 for v in seg.timings.values())
     assert all(len(bank) == 5 for bank in seg.banks.values())  # first embedding + 4 IoU-path updates
 
@@ -165,7 +50,7 @@ def test_missed_detection_falls_back_to_flow_then_recovers() -> None:
     seg = VideoSegmenter(model, config=paper_config())
     outputs = _run(seg, frames, labels[0])
     assert [d[1] for d in seg.decisions] == ["iou", "flow", "iou", "iou"]
-    assert model.refine_full_sizes == [2]
+    assert model.refine_image_sizes == [2]
     assert _iou(outputs[1] == 1, labels[2] == 1) > 0.6  # the flow-warped mask follows the object
 
 
@@ -191,12 +76,23 @@ def test_only_candidates_near_a_template_are_pasted() -> None:
     assert seg.decisions == [{1: "iou", 2: "iou"}]
 
 
+def test_candidates_below_min_score_are_never_taken() -> None:
+    """The segmenter drops detections under ``min_candidate_score`` before the cascade sees them."""
+    frames, labels = make_video(num_frames=3)
+    seg = VideoSegmenter(FakeModel(), config=paper_config(min_candidate_score=0.95))  # fake scores: 0.9
+    _run(seg, frames, labels[0])
+    assert seg.decisions == [{1: "flow", 2: "flow"}] * 2
+    seg = VideoSegmenter(FakeModel(), config=paper_config(min_candidate_score=0.9))
+    _run(seg, frames, labels[0])
+    assert seg.decisions == [{1: "iou", 2: "iou"}] * 2
+
+
 def test_mga_off_never_refines_and_banks_stay_bounded() -> None:
     frames, labels = make_video()
     model = FakeModel()
     seg = VideoSegmenter(model, config=paper_config(use_mga=False, bank_size=2))
     _run(seg, frames, labels[0])
-    assert model.refine_sizes == [] and model.refine_full_sizes == []
+    assert model.refine_sizes == [] and model.refine_image_sizes == []
     assert all(len(bank) == 3 for bank in seg.banks.values())
 
 
@@ -259,11 +155,12 @@ def test_cuda_autocast_channels_last(dtype: torch.dtype | None) -> None:
 
 def test_real_ovsnet_end_to_end() -> None:
     """Tiny real model (resnet18, random weights): contract plumbing, not accuracy."""
-    ovsnet = pytest.importorskip("ovsnet.models.ovsnet")
     torch.manual_seed(0)
-    model = ovsnet.build_ovsnet(backbone="resnet18", min_size=96, max_size=128)
+    model = build_ovsnet(backbone="resnet18", min_size=96, max_size=128)
+    assert isinstance(model, OVSNet) and isinstance(model, SegmenterModel)
     frames, labels = make_video()
     seg = VideoSegmenter(model, config=CascadeConfig(min_candidate_score=0.0))
+    assert isinstance(seg._detect(frames[0]), FrameDetections)
     outputs = _run(seg, frames, labels[0])
     assert all(o.shape == (H, W) and o.dtype == np.uint8 for o in outputs)
     assert all(set(np.unique(o)) <= {0, 1, 2} for o in outputs)
@@ -311,3 +208,42 @@ def test_merge_gives_each_pixel_to_the_most_probable_object_above_half() -> None
     assert (merged[:, :10] == 1).all() and (merged[:, 10:20] == 2).all() and (merged[:, 30:40] == 1).all()
     assert (merged[:, 20:30] == 0).all() and (merged[:, 50:60] == 0).all()
     assert (seg._merge(torch.zeros(0, H, W)) == 0).all()
+
+
+PROTOCOL = ("detect", "embed", "paste_masks", "refine_box_masks", "refine_image_masks")
+OPTIONAL = {"eval", "to", "inference_settings"}  # read only when present (torch modules, checkpoints)
+
+
+class AccessLog:
+    """Delegates to a model and records every attribute the segmenter reads from it."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.seen = inner, set()
+
+    def __getattr__(self, name: str) -> object:  # only for names this wrapper lacks: the model's
+        self.seen.add(name)
+        return getattr(self.inner, name)
+
+
+def test_the_segmenter_needs_nothing_but_the_protocol() -> None:
+    """A plain object with the protocol's five methods runs every path (IoU, flow with MGA on the warped
+    mask, Re-ID after loss); the segmenter reads no other attribute of it."""
+    assert all(callable(getattr(SegmenterModel, name)) for name in PROTOCOL)
+    fake = FakeModel(blind_calls={3})
+    assert not isinstance(fake, torch.nn.Module) and isinstance(fake, SegmenterModel)
+    model = AccessLog(fake)
+    frames, labels = make_video()
+    seg = VideoSegmenter(model, config=paper_config())
+    outputs = _run(seg, frames, labels[0])
+    assert [d[1] for d in seg.decisions] == ["iou", "flow", "iou", "iou"]
+    assert fake.refine_image_sizes == [2] and fake.refine_sizes == [2, 2, 2]
+    assert _iou(outputs[-1] == 1, labels[-1] == 1) > 0.8
+    assert set(PROTOCOL) <= model.seen <= set(PROTOCOL) | OPTIONAL
+
+
+def test_a_model_without_the_protocol_is_refused_at_construction() -> None:
+    class OldModel(FakeModel):  # the names before the protocol: refine / refine_full
+        refine_box_masks = refine_image_masks = None  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="SegmenterModel"):
+        VideoSegmenter(OldModel())

@@ -23,7 +23,7 @@ paper's rules (``inference=paper`` restores them exactly):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,7 +41,6 @@ __all__ = [
     "associate",
     "box_intersection",
     "box_mask_iou",
-    "mask_iou",
     "reid_scores",
     "update_state",
 ]
@@ -114,20 +113,18 @@ class TrackState:
 
 @dataclass(frozen=True)
 class Decision:
-    """One object's outcome for one frame: the path taken and the candidate index it took (if any)."""
+    """One object's outcome for one frame: the path taken, the candidate it took (if any) and the evidence.
+
+    Each path is decided on its own measure, kept under its own name (None where that path did not decide):
+    ``iou`` with the warped mask (IoU path), ``reid_distance`` to the object's bank (Re-ID path),
+    ``flow_area`` of the warped mask in pixels at the cascade's resolution (Flow path).
+    """
 
     path: str
     candidate: int | None = None
-    score: float = float("nan")  # IoU for the IoU path, bank distance for the Re-ID path
-
-
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(K, N) IoU of binary masks (K,h,w) x (N,h,w) as one matrix product of the flattened masks."""
-    fa = a.flatten(1).float()
-    fb = b.flatten(1).float()
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.zeros_like(inter))
+    iou: float | None = field(default=None, kw_only=True)
+    reid_distance: float | None = field(default=None, kw_only=True)
+    flow_area: float | None = field(default=None, kw_only=True)
 
 
 def box_mask_iou(templates: torch.Tensor, boxes: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
@@ -203,7 +200,7 @@ def _iou_path(
                 qualifies, _ = reid_scores(banks[k], embeddings[[free[c] for c in cols]], config)
                 feasible[r, cols] &= qualifies
     for r, c in _assign(-sub, feasible):
-        out[objects[r]] = Decision("iou", free[c], float(sub[r, c]))
+        out[objects[r]] = Decision("iou", free[c], iou=float(sub[r, c]))
 
 
 def _reid_path(
@@ -223,7 +220,7 @@ def _reid_path(
             continue
         feasible[r], cost[r] = reid_scores(banks[k], embeddings[free], config)
     for r, c in _assign(cost, feasible):
-        out[objects[r]] = Decision("reid", free[c], float(cost[r, c]))
+        out[objects[r]] = Decision("reid", free[c], reid_distance=float(cost[r, c]))
 
 
 def _flow_or_absent(templates: torch.Tensor, k: int, state: TrackState, config: CascadeConfig) -> Decision:
@@ -232,46 +229,37 @@ def _flow_or_absent(templates: torch.Tensor, k: int, state: TrackState, config: 
     if config.max_flow_streak is not None and state.flow_streak + 1 > config.max_flow_streak:
         return Decision("absent")
     area = float((templates[k] > 0.5).sum())
-    return Decision("flow", None, area) if area >= config.min_flow_area else Decision("absent")
+    return Decision("flow", flow_area=area) if area >= config.min_flow_area else Decision("absent")
 
 
 def associate(
     templates: torch.Tensor,
-    candidate_masks: torch.Tensor | None,
+    iou: torch.Tensor,
     candidate_embeddings: torch.Tensor | None,
     banks: Sequence[ReIDBank],
     states: Sequence[TrackState],
     config: CascadeConfig,
-    candidate_scores: torch.Tensor | None = None,
-    iou: torch.Tensor | None = None,
 ) -> list[Decision]:
     """Decide per object: IoU path, else Re-ID path, else Flow path, else absent.
 
-    ``templates`` (K,h,w) are the previous masks warped by flow; ``candidate_masks`` (N,h,w) the detections'
-    masks at the same reduced resolution, or ``None`` when ``iou`` (K,N) already holds the template-candidate
-    IoUs (``box_mask_iou``). Absent objects take part only in the Re-ID path: once lost, only appearance can
-    bring them back. Candidates scoring below ``min_candidate_score`` are ignored.
+    ``templates`` (K,h,w) are the previous masks warped by flow (their area decides the Flow path);
+    ``iou`` (K,N) holds the template-candidate IoUs (``box_mask_iou``) of the N candidates, which the caller
+    has already filtered (``min_candidate_score``); ``candidate_embeddings`` (N,D) their Re-ID embeddings.
+    Absent objects take part only in the Re-ID path: once lost, only appearance can bring them back.
     """
     num_objects = templates.shape[0]
     if not len(banks) == len(states) == num_objects:
         raise ValueError(
             f"associate: {num_objects} templates but {len(banks)} banks and {len(states)} states"
         )
-    if iou is None:
-        if candidate_masks is None:
-            raise ValueError("associate: give the candidate masks or their IoU matrix")
-        if candidate_masks.shape[0] and tuple(candidate_masks.shape[1:]) != tuple(templates.shape[1:]):
-            raise ValueError(
-                f"associate: candidate masks {tuple(candidate_masks.shape)} and templates "
-                f"{tuple(templates.shape)} must share the reduced resolution"
-            )
-        iou = mask_iou(templates > 0.5, candidate_masks > 0.5)
-    if iou.shape[0] != num_objects:
+    if iou.ndim != 2 or iou.shape[0] != num_objects:
         raise ValueError(f"associate: IoU matrix {tuple(iou.shape)} for {num_objects} templates")
+    if candidate_embeddings is not None and len(candidate_embeddings) != iou.shape[1]:
+        raise ValueError(
+            f"associate: {len(candidate_embeddings)} embeddings for {iou.shape[1]} candidates in the IoU matrix"
+        )
     iou_np = iou.float().cpu().numpy()
     free = list(range(iou_np.shape[1]))
-    if candidate_scores is not None:
-        free = [i for i in free if float(candidate_scores[i]) >= config.min_candidate_score]
     out: dict[int, Decision] = {}
     present = [k for k in range(num_objects) if states[k].present]
     _iou_path(iou_np, present, free, config, out, candidate_embeddings, banks)

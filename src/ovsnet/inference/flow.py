@@ -264,6 +264,8 @@ def _warp_numpy(probs: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 
 def _warp_torch(probs: torch.Tensor, flow: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``grid_sample`` at the flow's sampling positions (kornia's ``remap`` gives the same values, but took
+    1.5x the time at 480p and a 1 s import, so kornia is not a dependency)."""
     h, w = probs.shape[-2:]
     flow_t = torch.as_tensor(flow, device=probs.device, dtype=torch.float32)
     ys, xs = torch.meshgrid(

@@ -4,7 +4,8 @@ Per frame: one detector pass, flow from the previous frame at reduced resolution
 at reduced resolution, MGA refinement of the chosen objects only, and a merge into one label map. The
 state is the previous frame, its label map and bounded Re-ID banks: O(1) in video length. Templates are
 warped at the reduced IoU resolution; only flow-path objects are warped at full resolution.
-The segmenter never looks ahead.
+The segmenter never looks ahead. It needs only :class:`~ovsnet.inference.protocol.SegmenterModel` from
+the network, so any backend can stand behind it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ovsnet.inference.cascade import (
 from ovsnet.inference.flow import FlowEstimator, build_flow, resize_flow, warp
 from ovsnet.inference.memory import ReIDBank
 from ovsnet.inference.propagation import merge_probs, object_masks, warp_objects
+from ovsnet.inference.protocol import FrameDetections, SegmenterModel
 
 __all__ = ["STAGES", "VideoSegmenter"]
 
@@ -53,7 +55,7 @@ class VideoSegmenter:
 
     def __init__(
         self,
-        model: Any,
+        model: SegmenterModel,
         flow: FlowEstimator | None = None,
         config: CascadeConfig | None = None,
         device: str | torch.device = "cpu",
@@ -61,6 +63,11 @@ class VideoSegmenter:
         channels_last: bool = False,
         decision_history: int | None = None,
     ) -> None:
+        if not isinstance(model, SegmenterModel):  # fail here, not on the first frame's missing method
+            raise TypeError(
+                f"VideoSegmenter needs a SegmenterModel (detect, embed, paste_masks, refine_box_masks, "
+                f"refine_image_masks); {type(model).__name__} lacks some of them"
+            )
         self.device = torch.device(device)
         self.model = model.eval().to(self.device) if hasattr(model, "eval") else model
         if channels_last and hasattr(self.model, "to"):
@@ -133,7 +140,7 @@ class VideoSegmenter:
             raise DataError(f"{what}: the mask is empty (no object ids other than 0 and 255)")
         return ids
 
-    def _detect(self, frame: np.ndarray) -> Any:
+    def _detect(self, frame: np.ndarray) -> FrameDetections:
         image = (
             torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
         )
@@ -248,7 +255,9 @@ class VideoSegmenter:
         ids = [self.object_ids[k] for k in ks]
         return warp_objects(self._prev_labels, ids, resize_flow(flow, *self._size))
 
-    def _cascade(self, det: Any, templates: torch.Tensor) -> tuple[dict[str, Any], list[Decision]]:
+    def _cascade(
+        self, det: FrameDetections, templates: torch.Tensor
+    ) -> tuple[dict[str, Any], list[Decision]]:
         keep = det.scores >= self.config.min_candidate_score
         cand = {
             "boxes": det.boxes[keep],
@@ -256,9 +265,7 @@ class VideoSegmenter:
             "embeddings": det.embeddings[keep] if det.embeddings is not None else None,
         }
         iou = self._candidate_ious(cand, templates)
-        decisions = associate(
-            templates, None, cand["embeddings"], self._banks, self._states, self.config, iou=iou
-        )
+        decisions = associate(templates, iou, cand["embeddings"], self._banks, self._states, self.config)
         return cand, decisions
 
     def _candidate_ious(self, cand: dict[str, Any], templates: torch.Tensor) -> torch.Tensor:
@@ -293,7 +300,7 @@ class VideoSegmenter:
         return iou
 
     def _refine(
-        self, det: Any, cand: dict[str, Any], flow: np.ndarray, decisions: list[Decision]
+        self, det: FrameDetections, cand: dict[str, Any], flow: np.ndarray, decisions: list[Decision]
     ) -> torch.Tensor:
         """Full-resolution probabilities per object: MGA on the chosen candidates / flow templates only."""
         probs = torch.zeros((len(decisions), *self._size), dtype=torch.float32, device=self.device)
@@ -305,16 +312,16 @@ class VideoSegmenter:
                 boxes, coarse = cand["boxes"][idx], cand["mask_probs"][idx]
                 pasted = self.model.paste_masks(boxes, coarse, self._size).float().to(self.device)
                 if self.config.use_mga:
-                    refined = self.model.refine(det.features, boxes, coarse).float().to(self.device)
-                    pasted = self._accept_refinement(pasted, refined)
+                    refined = self.model.refine_box_masks(det.features, boxes, coarse)
+                    pasted = self._accept_refinement(pasted, refined.float().to(self.device))
                 probs[chosen] = pasted
             if flowed:
                 full = self._warp_full(flowed, flow).to(self.device).float()
                 nonempty = (full > 0.5).flatten(1).any(1)  # masks_to_boxes needs a pixel per mask
                 if self.config.use_mga and bool(nonempty.any()):
                     keep = full[nonempty]
-                    refined = self.model.refine_full(det.features, masks_to_boxes(keep > 0.5), keep).float()
-                    full[nonempty] = self._accept_refinement(keep, refined.to(self.device))
+                    refined = self.model.refine_image_masks(det.features, masks_to_boxes(keep > 0.5), keep)
+                    full[nonempty] = self._accept_refinement(keep, refined.float().to(self.device))
                 probs[flowed] = full
         return probs
 

@@ -2,7 +2,8 @@
 
 Training returns torchvision's five losses plus ``loss_reid`` and ``loss_refine``; inference exposes the
 per-image FPN features (``FeatureContext``) so that the video segmenter can embed and refine chosen boxes
-without a second backbone pass.
+without a second backbone pass. The inference methods are the segmenter's protocol
+(``ovsnet.inference.protocol.SegmenterModel``); they keep no state between calls.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign, masks_to_boxes
 
 from ovsnet.data.io import DataError
-from ovsnet.models.detector import build_maskrcnn, read_checkpoint
+from ovsnet.models.checkpoint import read_checkpoint, strip_prefix
+from ovsnet.models.detector import build_maskrcnn
 from ovsnet.models.guidance import drift_masks
 from ovsnet.models.mga import (
     MGA_PRESETS,
@@ -132,7 +134,6 @@ class OVSNet(nn.Module):
             raise ValueError(
                 f"MGA built for {mga.num_levels} levels, the backbone has {len(self.level_names)}"
             )
-        self._last_original_size: tuple[int, int] | None = None
 
     group_losses = staticmethod(group_losses)
 
@@ -279,8 +280,6 @@ class OVSNet(nn.Module):
                         ctx,
                     )
                 )
-            if originals:
-                self._last_original_size = originals[-1]
             return out
         finally:
             self.train(was_training)
@@ -302,23 +301,16 @@ class OVSNet(nn.Module):
         return self._embed_image_boxes(features, features.to_image(boxes))
 
     @torch.no_grad()
-    def paste_masks(
-        self,
-        boxes: Tensor,
-        mask_probs: Tensor,
-        size: tuple[int, int],
-        original_size: tuple[int, int] | None = None,
-    ) -> Tensor:
-        """Paste (N,M,M) box-relative probabilities into (N,h,w); boxes in original pixels are rescaled.
+    def paste_masks(self, boxes: Tensor, mask_probs: Tensor, image_size: tuple[int, int]) -> Tensor:
+        """Paste (N,M,M) box-relative probabilities into (N,h,w) for an image of ``image_size``.
 
-        ``original_size`` defaults to the size of the last image passed to ``detect``.
+        ``boxes`` are in pixels of that image: to paste at another resolution than the frame's, scale them
+        first (the size is an argument, never remembered from an earlier ``detect``).
         """
-        h, w = int(size[0]), int(size[1])
+        h, w = int(image_size[0]), int(image_size[1])
         if len(boxes) == 0:
             return mask_probs.new_zeros((0, h, w), dtype=torch.float32)
-        orig = original_size or self._last_original_size or (h, w)
-        scaled = resize_boxes(boxes.float(), orig, (h, w))
-        return paste_masks_in_image(mask_probs.float()[:, None], scaled, (h, w), padding=1)[:, 0]
+        return paste_masks_in_image(mask_probs.float()[:, None], boxes.float(), (h, w), padding=1)[:, 0]
 
     def _run_mga(self, features: FeatureContext, boxes: Tensor, attention: Tensor) -> Tensor:
         assert self.mga is not None
@@ -329,55 +321,48 @@ class OVSNet(nn.Module):
         return paste_probs(logits, enlarge_boxes(boxes.float(), self.mga.enlarge), features.original_size)
 
     @torch.no_grad()
-    def refine(self, features: FeatureContext, boxes: Tensor, mask_probs: Tensor) -> Tensor:
-        """Full-resolution (K,H,W) probabilities from MGA guided by box-relative 28x28 masks."""
+    def refine_box_masks(self, features: FeatureContext, boxes: Tensor, mask_probs: Tensor) -> Tensor:
+        """Frame-size (K,H,W) probabilities from MGA guided by the detector's box-relative (K,28,28) masks.
+
+        Without MGA: the masks pasted at the frame's size.
+        """
         if self.mga is None or len(boxes) == 0:
-            return self.paste_masks(boxes, mask_probs, features.original_size, features.original_size)
+            return self.paste_masks(boxes, mask_probs, features.original_size)
         attention = box_attention(mask_probs, self.mga.crop_size, self.mga.enlarge, self.mga.pad_value)
         return self._run_mga(features, boxes, attention)
 
     @torch.no_grad()
-    def refine_full(self, features: FeatureContext, boxes: Tensor, full_probs: Tensor) -> Tensor:
-        """Full-resolution (K,H,W) probabilities from MGA guided by full-image maps (e.g. flow-warped masks)."""
+    def refine_image_masks(self, features: FeatureContext, boxes: Tensor, image_probs: Tensor) -> Tensor:
+        """Frame-size (K,H,W) probabilities from MGA guided by frame-size masks (flow-warped ones).
+
+        Without MGA: ``image_probs`` unchanged.
+        """
         if self.mga is None or len(boxes) == 0:
-            return full_probs.float()
-        if tuple(full_probs.shape[-2:]) != tuple(features.original_size):
+            return image_probs.float()
+        if tuple(image_probs.shape[-2:]) != tuple(features.original_size):
             raise ValueError(
-                f"full_probs size {tuple(full_probs.shape[-2:])} differs from the image size "
+                f"image_probs size {tuple(image_probs.shape[-2:])} differs from the image size "
                 f"{features.original_size}"
             )
         enlarged = enlarge_boxes(boxes.float(), self.mga.enlarge)
-        return self._run_mga(features, boxes, crop_attention(full_probs, enlarged, self.mga.crop_size))
-
-    @torch.no_grad()
-    def segment_image(self, image: Tensor, top_k: int = 1) -> tuple[Detections, Tensor]:
-        """Detect on one image and refine its ``top_k`` highest-scoring detections -> (detections, (k,H,W))."""
-        det = self.detect([image])[0]
-        k = min(top_k, len(det))
-        order = det.scores.argsort(descending=True)[:k]
-        return det, self.refine(det.features, det.boxes[order], det.mask_probs[order])
+        return self._run_mga(features, boxes, crop_attention(image_probs, enlarged, self.mga.crop_size))
 
 
 def _load_heads(model: OVSNet, checkpoint: str | os.PathLike) -> None:
     """Load Re-ID/MGA weights from an ovsnet or Lightning checkpoint when it holds them."""
-    state = read_checkpoint(checkpoint)
-    for prefix in ("model.", ""):
-        for name in ("reid_head", "mga"):
-            module = getattr(model, name)
-            sub = {
-                k[len(prefix) + len(name) + 1 :]: v
-                for k, v in state.items()
-                if k.startswith(f"{prefix}{name}.")
-            }
-            if module is not None and sub:
-                result = module.load_state_dict(sub, strict=False)
-                log.info(
-                    "%s: loaded %s (missing %s, unexpected %s)",
-                    checkpoint,
-                    name,
-                    result.missing_keys,
-                    result.unexpected_keys,
-                )
+    state = strip_prefix(read_checkpoint(checkpoint))
+    for name in ("reid_head", "mga"):
+        module = getattr(model, name)
+        sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(f"{name}.")}
+        if module is not None and sub:
+            result = module.load_state_dict(sub, strict=False)
+            log.info(
+                "%s: loaded %s (missing %s, unexpected %s)",
+                checkpoint,
+                name,
+                result.missing_keys,
+                result.unexpected_keys,
+            )
 
 
 def build_ovsnet(
