@@ -7,7 +7,8 @@ before its first validation; NaN with a warning when it still does not exist). E
 ``train_result.json`` into its output dir; a multirun ends with ``sweep_summary.{csv,md}`` in the sweep dir
 (``hydra.callbacks.train_sweep_summary``). A diverging run stops with one line (``training diverged at step
 N, loss X; lower the learning rate ...``) and exit code 2; in a multirun the job is recorded as diverged and
-returns NaN, and the sweep goes on. Unknown keys fail with Hydra's own message.
+returns NaN, and the sweep goes on. Bad data is one line naming the file (exit code 2) and Ctrl-C one line
+saying how to resume (exit code 130). Unknown keys fail with Hydra's own message.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
+import ovsnet.schemas  # noqa: F401 - registers the typed trainer, model and data schemas before Hydra composes
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ovsnet.cli import stages
 from ovsnet.inference.cascade import PAPER_RULES
-from ovsnet.training import compose_config, finish_wandb, progress_bar_overrides, run_dir_overrides
+from ovsnet.training import compose_config
 
 # the tables reproduce the paper's cascade: its rules exactly (conf/inference/paper.yaml), on top of each
 # row's preset, not the library's default guards
@@ -116,8 +117,6 @@ def _data(work: Path, setup: Setup) -> list[str]:
 
 def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Sequence[str]) -> Path:
     """Train the demo experiment for ``steps`` steps with ``overrides``; reused when already done."""
-    from ovsnet.training import train
-
     done = work / stage / "done.json"
     if done.is_file():
         record = json.loads(done.read_text())
@@ -126,28 +125,9 @@ def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Seq
             log.info("%s: reusing %s", stage, ckpt)
             return ckpt
     log.info("%s: training %d steps (%s)", stage, steps, " ".join(overrides))
-    cfg = compose_config(
-        "train.yaml",
-        [
-            "experiment=demo",
-            *run_dir_overrides(work, stage),
-            *_data(work, setup),
-            f"trainer.max_steps={steps}",
-            "trainer.max_time=null",
-            "trainer.max_epochs=100000",
-            "print_config=false",
-            *progress_bar_overrides(),
-            *overrides,
-        ],
-    )
     start = time.perf_counter()
-    try:
-        metrics = train(cfg)
-    finally:
-        finish_wandb()
-    ckpt = Path(metrics.get("ckpt_last") or "")
-    if not ckpt.is_file():
-        raise RuntimeError(f"{stage} wrote no last checkpoint (metrics: {sorted(metrics)})")
+    limits = [f"trainer.max_steps={steps}", "trainer.max_time=null", "trainer.max_epochs=100000"]
+    ckpt, _ = stages.train_stage(work, stage, [*_data(work, setup), *limits, *overrides])
     done.write_text(
         json.dumps(
             {
@@ -190,7 +170,7 @@ def train_models(
 # -------------------------------------------------------------------------------------------- evaluation
 def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequence[str]) -> dict[str, Any]:
     """One evaluation of the validation split (kept in ``work/eval/<name>/summary.json`` and reused)."""
-    from ovsnet.evaluation import SUMMARY_FILE, run_evaluation
+    from ovsnet.evaluation import SUMMARY_FILE
 
     out = work / "eval" / name
     summary_file = out / SUMMARY_FILE
@@ -198,15 +178,13 @@ def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequenc
         summary = json.loads(summary_file.read_text())
         if summary.get("ckpt_path") == str(ckpt) and summary.get("metrics"):
             return summary
-    cfg = compose_config(
-        "evaluate.yaml",
+    summary = stages.evaluate_stage(
+        work,
+        f"eval/{name}",
+        ckpt,
         [
             "data=synthetic",
-            *run_dir_overrides(work, f"eval/{name}"),
             *_data(work, setup),
-            f"ckpt_path={ckpt}",
-            "device=cpu",
-            "logger=csv",
             "media.enabled=false",
             "skip_done=false",
             "progress=false",
@@ -215,7 +193,6 @@ def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequenc
             *overrides,
         ],
     )
-    summary = run_evaluation(cfg, loggers=[])
     log.info(
         "%-28s J&F %.3f  paths %s",
         name,
@@ -324,17 +301,17 @@ def reid_distances(work: Path, setup: Setup, ckpt: Path, min_iou: float = 0.5) -
     """
     from torchvision.ops import box_iou, masks_to_boxes
 
-    from ovsnet.data.davis import load_davis
-    from ovsnet.lightning.module import load_model_from_checkpoint
+    from ovsnet.data.loading import load_sequences
+    from ovsnet.models.checkpoint import load_model
 
     cache = work / "eval" / "reid_distances.json"
     if cache.is_file():
         record = json.loads(cache.read_text())
         if record.get("ckpt") == str(ckpt):
             return record["percentiles"]
-    model = load_model_from_checkpoint(ckpt)
+    model = load_model(ckpt)
     embeddings, identities = [], []
-    for video, seq in enumerate(load_davis(work / "data" / "synthetic_ablation", split="val")):
+    for video, seq in enumerate(load_sequences(work / "data" / "synthetic_ablation", "val")):
         for t in range(0, len(seq), 2):
             labels = seq.label_map(t)
             objects = [o for o in np.unique(labels) if o not in (0, 255)] if labels is not None else []
@@ -575,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("train_overrides", nargs="*", help="extra train.yaml overrides (key=value)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("pytorch_lightning", "lightning", "ovsnet.evaluation", "ovsnet.inference"):
+    for noisy in ("pytorch_lightning", "lightning", "ovsnet.evaluation", "ovsnet.inference", "ovsnet.utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
     os.environ.setdefault("WANDB_MODE", "offline")

@@ -10,7 +10,6 @@ Targets: whole step <= 1.25x the bare detector; flow + cascade + merge <= 10 ms 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -24,10 +23,11 @@ from model_speed import keep_all_proposals
 from rich.console import Console
 from rich.table import Table
 
-from ovsnet.data.io import atomic_path, write_label_map
+from ovsnet.data.io import write_label_map
 from ovsnet.inference.cascade import PAPER_RULES, CascadeConfig
 from ovsnet.inference.flow import build_flow
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
+from ovsnet.utils import resolve_device, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERHEAD_STAGES = ("flow", "cascade", "merge")
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=30, help="timed frames per model")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--backbones", default="resnet50,mobilenet_v3_large")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto: cuda when visible, else cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     frames, first = synthetic_video(1 + args.warmup + args.frames, args.height, args.width, args.objects)
     bare = bare_detector(args.height, args.width, device)
     results: dict = {
@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
         r["meets_overhead_target"] = r["overhead_ms"] <= 10.0
         results["segmenter"][backbone] = r
     results["markdown"] = markdown(results)
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
+    write_json_atomic(args.out, results)
     _show(results)
     return results
 

@@ -10,15 +10,18 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-from tiny_models import TINY_TRAIN_MODEL
 
 from ovsnet.data.davis import load_davis
 from ovsnet.inference.cascade import PATHS
 from ovsnet.lightning.callbacks import VideoSegmentationCallback, truncate_sequence
 from ovsnet.lightning.datamodules import DAVISDataModule
 from ovsnet.lightning.module import OVSNetModule
+from tests.tiny_models import TINY_TRAIN_MODEL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+# no motion (conf/inference/flow/none.yaml): stateless, so a video's result does not depend on its rank
+FAST_FLOW = {"_target_": "ovsnet.inference.flow.ZeroFlow"}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,7 @@ def test_fit_logs_video_metrics(tmp_path: Path, data_root: Path) -> None:
         every_n_epochs=1,
         max_sequences=2,
         max_frames=4,
-        inference={"rho_iou": 0.3, "flow": {"backend": "dis"}},
+        inference={"rho_iou": 0.3, "flow": {"_target_": "ovsnet.inference.flow.DISFlow"}},
         rho_reid=2.3,
     )
     trainer = pl.Trainer(
@@ -127,7 +130,7 @@ def test_ranks_split_videos_and_sums_add_up(tmp_path: Path, data_root: Path) -> 
 
     torch.manual_seed(0)
     model = build_ovsnet(**TINY_TRAIN_MODEL)
-    callback = VideoSegmentationCallback(max_frames=4, log_media=False, flow={"backend": "zero"})
+    callback = VideoSegmentationCallback(max_frames=4, log_media=False, flow=FAST_FLOW)
     single = _FakeModule(model)
     callback.on_validation_epoch_end(_fake_trainer(data_root, 1, 0, tmp_path), single)
     assert set(single.logged) >= {"val/J", "val/F", "val/JF", "val/fps"}
@@ -155,3 +158,20 @@ def test_truncate_and_arguments(data_root: Path) -> None:
         VideoSegmentationCallback(max_frames=2)
     with pytest.raises(ValueError, match="rho_typo"):
         VideoSegmentationCallback(rho_typo=1.0)
+    with pytest.raises(ValueError, match="_target_"):
+        VideoSegmentationCallback(flow={"backend": "dis"})
+
+
+def test_validation_videos_come_from_the_public_datamodule_api(data_root: Path) -> None:
+    """The callback reads ``val_sequences()``; the datamodule serves the same videos as the data loader."""
+    videos = _datamodule(data_root).val_sequences()
+    assert [v.name for v in videos] == [v.name for v in load_davis(data_root, 2017, "val")]
+
+
+def test_callback_imports_no_evaluation() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ovsnet.lightning.callbacks; print([m for m in sys.modules if m.startswith('ovsnet.evaluation')])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]

@@ -19,11 +19,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tiny_models import TINY_MODEL
 
-from ovsnet import evaluation
+import ovsnet.schemas  # noqa: F401 - the typed data/model/trainer schemas the configs extend
+from ovsnet.cli import video as video_cli
 from ovsnet.data.io import DataError, write_frame, write_label_map
-from ovsnet.inference import video_cli
+from ovsnet.evaluation import model as evaluation
+from ovsnet.evaluation.settings import stored_inference_settings
 from ovsnet.lightning.module import OVSNetModule
 from ovsnet.models.checkpoint import (
     CheckpointError,
@@ -35,6 +36,7 @@ from ovsnet.models.checkpoint import (
     strip_prefix,
 )
 from ovsnet.models.ovsnet import build_ovsnet
+from tests.tiny_models import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +126,7 @@ def test_code_running_checkpoint_is_refused(tmp_path: Path, saved: dict) -> None
     assert not marker.exists()
     # evaluation refuses it too, before the model loads (the inference settings are read first)
     with pytest.raises(CheckpointError, match="trust_checkpoint=true"):
-        evaluation.stored_inference_settings(path)
+        stored_inference_settings(path)
     with pytest.raises(CheckpointError, match="trust_checkpoint=true"):
         evaluation.load_model(path, cache=False)
     assert not marker.exists()
@@ -274,14 +276,14 @@ def test_evaluation_passes_trust_checkpoint(tmp_path: Path, saved: dict) -> None
     cfg.trust_checkpoint = True
     model = evaluation.load_model_from_config(cfg, "cpu")
     assert model.inference_settings == {"rho_reid": 0.7}
-    assert evaluation.stored_inference_settings(path, trust=True) == {"rho_reid": 0.7}
+    assert stored_inference_settings(path, trust=True) == {"rho_reid": 0.7}
     evaluation._MODEL_CACHE.clear()
 
 
 def test_loader_and_video_cli_import_no_upper_layer() -> None:
     """models.checkpoint and the video CLI stay below Lightning and evaluation (imports run downward)."""
     code = (
-        "import sys, ovsnet.models.checkpoint, ovsnet.inference.video_cli; "
+        "import sys, ovsnet.models.checkpoint, ovsnet.cli.video; "
         "print(sorted(m for m in sys.modules if 'lightning' in m or m == 'ovsnet.evaluation'))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

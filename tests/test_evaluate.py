@@ -11,33 +11,32 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig
+from PIL import Image
 from pytorch_lightning.loggers import CSVLogger
-from tiny_models import TINY_MODEL
 
-from ovsnet import evaluation
+from ovsnet.cli import sweep_summary
+from ovsnet.cli.sweep_summary import summarize_sweep, swept_keys
 from ovsnet.data.davis import load_davis
 from ovsnet.data.io import DataError, read_label_map
-from ovsnet.evaluation import (
-    SUMMARY_FILE,
-    ZeroFlow,
-    cascade_config,
-    make_flow,
-    run_evaluation,
-    summarize_sweep,
-    swept_keys,
-)
+from ovsnet.evaluation import SUMMARY_FILE, run_evaluation
+from ovsnet.evaluation import model as eval_model
+from ovsnet.evaluation import run as eval_run
+from ovsnet.evaluation.run import RUN_MARKER
+from ovsnet.evaluation.settings import cascade_config, explicit_inference_keys, make_flow
 from ovsnet.inference.cascade import PATHS
-from ovsnet.inference.flow import warp
+from ovsnet.inference.flow import ZeroFlow, warp
 from ovsnet.metrics.davis import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS
+from ovsnet.models.checkpoint import CheckpointError
+from ovsnet.training import compose_config
+from tests.tiny_models import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -95,18 +94,7 @@ def compose_eval(
     out: Path, data_root: Path, ckpt: Path | str, *overrides: str, data: str = "synthetic"
 ) -> DictConfig:
     """The real evaluate.yaml with test paths, composed as for a run (``${hydra:...}`` resolvable)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "evaluate.yaml",
-            overrides=[*_overrides(out, data_root, ckpt, data), *overrides],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_config("evaluate.yaml", [*_overrides(out, data_root, ckpt, data), *overrides])
 
 
 def test_evaluation_writes_official_results_and_resumes(
@@ -145,15 +133,35 @@ def test_evaluation_writes_official_results_and_resumes(
 
     # a re-run skips every finished sequence: no model is loaded and no result file is rewritten
     mtimes = {p: p.stat().st_mtime_ns for p in results.rglob("*.png")}
-    monkeypatch.setattr(evaluation, "load_model", lambda *a, **k: pytest.fail("model loaded when resuming"))
+    monkeypatch.setattr(
+        eval_run, "load_model_from_config", lambda *a, **k: pytest.fail("model loaded when resuming")
+    )
     again = run_evaluation(cfg)
     assert again["skipped_sequences"] == 3 and again["segmented_sequences"] == 0
     assert {p: p.stat().st_mtime_ns for p in results.rglob("*.png")} == mtimes
     assert again["metrics"]["J&F-Mean"] == pytest.approx(stored["metrics"]["J&F-Mean"])
     assert again["fps"] == pytest.approx(stored["fps"])
     # resuming into the same results with other settings would mix them: refused, naming what differs
-    with pytest.raises(ValueError, match="inference"):
+    with pytest.raises(DataError, match="inference"):
         run_evaluation(compose_eval(out, data_root, ckpt, "inference.rho_iou=0.5"))
+
+
+def test_failed_model_load_does_not_block_the_resume(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
+    """The run marker is written once the model has loaded: after a bad checkpoint, the same run directory
+    takes the right one. A killed run's unfinished overlay sheet is removed when the next run starts."""
+    out = tmp_path / "run"
+    bad = tmp_path / "bad.ckpt"
+    bad.write_text("not a checkpoint")
+    small = ("max_sequences=1", "baselines=[]")
+    with pytest.raises(CheckpointError, match=r"bad\.ckpt"):
+        run_evaluation(compose_eval(out, data_root, bad, *small))
+    assert not (out / "results" / "val" / RUN_MARKER).exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stale = out / ".overlays.k1ll3d.png"
+    stale.write_bytes(b"half a png")
+    summary = run_evaluation(compose_eval(out, data_root, ckpt, *small))
+    assert summary["segmented_sequences"] == 1 and (out / "results" / "val" / RUN_MARKER).is_file()
+    assert not stale.exists() and (out / "overlays.png").is_file()
 
 
 @pytest.mark.parametrize(
@@ -175,7 +183,9 @@ def test_ablation_presets(tmp_path: Path, data_root: Path, ckpt: Path, preset: s
     if not flags["use_reid"]:
         assert summary["path_counts"]["reid"] == 0
     if not flags["use_flow"]:
-        assert summary["path_counts"]["flow"] == 0 and summary["inference"]["flow"]["backend"] == "zero"
+        assert summary["path_counts"]["flow"] == 0 and summary["inference"]["flow"]["_target_"].endswith(
+            "ZeroFlow"
+        )
     assert 0.0 <= summary["metrics"]["J&F-Mean"] <= 1.0
 
 
@@ -185,7 +195,7 @@ def test_model_sources(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     cfg = compose_eval(tmp_path / "a", data_root, ckpt, "model_overrides={box_detections_per_img:3}", *small)
     assert run_evaluation(cfg)["num_frames"] == 5
     assert (
-        evaluation.load_model(
+        eval_model.load_model(
             ckpt, model_overrides={"box_detections_per_img": 3}
         ).detector.roi_heads.detections_per_img
         == 3
@@ -202,7 +212,7 @@ def test_checkpoint_inference_settings_apply_unless_overridden(
     """A checkpoint's calibrated rho_reid is used by evaluate.py, the segmenter and the video CLI's loader;
     a command-line ``inference.rho_reid=...`` still wins. The summary shows the baselines beside the J&F."""
     from ovsnet.inference.segmenter import VideoSegmenter
-    from ovsnet.lightning.module import load_model_from_checkpoint
+    from ovsnet.models.checkpoint import load_model
 
     calibrated = tmp_path / "calibrated.ckpt"
     stored = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -219,24 +229,48 @@ def test_checkpoint_inference_settings_apply_unless_overridden(
     )
     summary = run_evaluation(cfg)
     assert summary["inference"]["rho_reid"] == 1.9 and summary["baselines"] == {}
-    model = load_model_from_checkpoint(calibrated)
+    model = load_model(calibrated)
     assert model.inference_settings == {"rho_reid": 0.7}
     assert VideoSegmenter(model).config.rho_reid == 0.7
     assert cascade_config({"rho_reid": 2.3}, {"rho_reid": 0.7}, {"rho_reid"}).rho_reid == 2.3
-    with pytest.raises(ValueError, match="baselines"):
+    assert cascade_config({"rho_reid": 2.3}, {"rho_reid": 0.7}).rho_reid == 0.7
+    assert explicit_inference_keys(["inference.rho_reid=1.9", "+inference.flow.scale=0.5", "seed=1"]) == {
+        "rho_reid",
+        "flow",
+    }
+    with pytest.raises(DataError, match="baselines"):
         run_evaluation(compose_eval(tmp_path / "c", data_root, calibrated, "baselines=[oracle]", *small))
 
 
 def test_zero_flow_leaves_masks_unwarped() -> None:
-    assert isinstance(make_flow({"backend": "zero", "preset": "ultrafast"}), ZeroFlow)
+    estimator = make_flow({"_target_": "ovsnet.inference.flow.ZeroFlow"})
+    assert isinstance(estimator, ZeroFlow)
     frame = np.zeros((6, 7, 3), np.uint8)
-    flow = make_flow("zero")(frame, frame)
+    flow = estimator(frame, frame)
     assert flow.shape == (6, 7, 2) and flow.dtype == np.float32 and not flow.any()
     masks = (np.random.default_rng(0).random((2, 6, 7)) > 0.5).astype(np.float32)
     np.testing.assert_allclose(warp(masks, flow), masks)
-    make_flow({"backend": "farneback", "preset": "ultrafast", "scale": 0.5})  # DIS-only keys are dropped
     with pytest.raises(ValueError, match="rho_typo"):
         cascade_config({"rho_typo": 1.0})
+    with pytest.raises(ValueError, match="rho_typo"):  # a checkpoint's stored settings are checked too
+        cascade_config({}, {"rho_typo": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("inference.rho_reid=abc", "rho_reid"),
+        ("inference.rho_typo=1", "rho_typo"),
+        ("inference.use_mga=maybe", "use_mga"),
+    ],
+)
+def test_inference_values_are_typed_at_compose_time(
+    tmp_path: Path, data_root: Path, override: str, key: str
+) -> None:
+    """The inference presets extend the InferenceConfig schema: a wrong type or key fails naming the key."""
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_eval(tmp_path, data_root, "x.ckpt", override)
+    assert key in f"{info.value} {info.value.__cause__}"
 
 
 def test_inference_sweep_in_process_and_summary(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
@@ -266,12 +300,13 @@ def test_swept_keys_and_summary_errors(tmp_path: Path) -> None:
     assert keys == ["inference.rho_reid", "inference"]
     with pytest.raises(FileNotFoundError, match="no summary.json"):
         summarize_sweep(tmp_path)
-    assert evaluation.main(["summarize", str(tmp_path), "--key", "inference.rho_iou"]) == 2
+    assert sweep_summary.main(["summarize", str(tmp_path), "--key", "inference.rho_iou"]) == 2
 
 
+@pytest.mark.slow
 def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     """``python evaluate.py -m inference.rho_reid=2.2,2.4``: one checkpoint, two jobs, then the Hydra
-    callback's table and plot; ``python -m ovsnet.evaluation summarize`` reproduces the table."""
+    callback's table and plot; ``python -m ovsnet.cli.sweep_summary summarize`` reproduces the table."""
     sweep = tmp_path / "multirun"
     overrides = [
         o
@@ -306,7 +341,9 @@ def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path,
     assert list(table["inference.rho_reid"]) == [2.2, 2.4]
     assert (sweep / "sweep_inference.rho_reid.md").is_file()
     assert (sweep / "sweep_inference.rho_reid.png").is_file()
-    assert evaluation.main(["summarize", str(sweep), "--out", str(tmp_path / "again")]) == 0  # key detected
+    assert (
+        sweep_summary.main(["summarize", str(sweep), "--out", str(tmp_path / "again")]) == 0
+    )  # key detected
     assert (tmp_path / "again" / "sweep_inference.rho_reid.md").read_text() == (
         sweep / "sweep_inference.rho_reid.md"
     ).read_text()
@@ -314,9 +351,9 @@ def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path,
 
 def test_missing_checkpoint_and_data_root_are_named(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     missing = tmp_path / "nope.ckpt"
-    with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*nope\.ckpt"):
+    with pytest.raises(CheckpointError, match=r"ckpt_path=.*nope\.ckpt"):
         run_evaluation(compose_eval(tmp_path, data_root, missing))
-    with pytest.raises(ValueError, match="ckpt_path is required"):
+    with pytest.raises(DataError, match="ckpt_path is required"):
         run_evaluation(compose_eval(tmp_path, data_root, "null"))
     with pytest.raises(DataError, match=r"data\.root=.*no_such_dir"):
         run_evaluation(compose_eval(tmp_path, tmp_path / "no_such_dir", ckpt, "data.generate_synthetic=null"))
@@ -328,8 +365,13 @@ def test_missing_checkpoint_and_data_root_are_named(tmp_path: Path, data_root: P
         )
 
 
+def cfg_video(seq: Any) -> str:
+    return f"video={seq.frame_paths[0].parent}"
+
+
 def test_video_task(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
-    """``task=video``: a frame folder and its first mask through ``video_cli.segment_video``."""
+    """``task=video``: a frame folder and its first mask through ``inference.video.segment_video``; the video
+    and the mask are checked before the checkpoint is read."""
     from evaluate import evaluate
 
     seq = load_davis(data_root, 2017, "val")[0]
@@ -345,12 +387,21 @@ def test_video_task(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     summary = evaluate(cfg)
     assert summary["num_frames"] == 5 and summary["task"] == "video"
     assert len(list((tmp_path / "video").rglob("*.png"))) >= 5
+    small_mask = tmp_path / "small.png"
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(small_mask)
+    missing_ckpt = tmp_path / "never_read.ckpt"  # the inputs fail first, naming the file
+    for bad_inputs, message in (
+        ((cfg_video(seq), f"first_mask={small_mask}"), "small.png"),
+        ((f"video={tmp_path / 'missing.mp4'}", f"first_mask={small_mask}"), "missing.mp4"),
+    ):
+        with pytest.raises(DataError, match=message):
+            evaluate(compose_eval(tmp_path, data_root, missing_ckpt, "task=video", *bad_inputs))
 
 
 def test_every_inference_preset_builds_its_cascade_and_flow(tmp_path: Path, data_root: Path) -> None:
     """Each conf/inference option builds; ``paper`` is the paper's rules, the default keeps the guards."""
     from ovsnet.inference.cascade import PAPER_RULES
-    from ovsnet.inference.flow import DISFlow
+    from ovsnet.inference.flow import DISFlow, FarnebackFlow
 
     presets = sorted(p.stem for p in (CONF_DIR / "inference").glob("*.yaml"))
     assert {"default", "paper", "fast", "no_mga", "no_reid", "no_flow", "base"} <= set(presets)
@@ -358,6 +409,7 @@ def test_every_inference_preset_builds_its_cascade_and_flow(tmp_path: Path, data
     for name in presets:
         cfg = compose_eval(tmp_path, data_root, "x.ckpt", f"inference={name}")
         built[name] = (cascade_config(cfg.inference), make_flow(cfg.inference.flow))
+    assert isinstance(built["no_flow"][1], ZeroFlow) and not built["no_flow"][0].use_flow
     paper = built["paper"][0]
     assert all(getattr(paper, k) == v for k, v in PAPER_RULES.items())
     default, flow = built["default"]
@@ -365,3 +417,70 @@ def test_every_inference_preset_builds_its_cascade_and_flow(tmp_path: Path, data
     assert isinstance(flow, DISFlow) and flow.preset == "medium" and flow.max_height == 240
     fast = built["fast"][1]
     assert isinstance(fast, DISFlow) and fast.preset == "ultrafast" and fast.scale == 0.5
+    cfg = compose_eval(tmp_path, data_root, "x.ckpt", "inference=no_mga", "inference/flow=farneback")
+    assert (
+        isinstance(make_flow(cfg.inference.flow), FarnebackFlow) and not cascade_config(cfg.inference).use_mga
+    )
+
+
+def test_one_line_errors_helper(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """DataError → one line and exit code 2; Ctrl-C → one line saying how to resume, exit code 130;
+    HYDRA_FULL_ERROR=1 keeps the traceback."""
+    from ovsnet.cli.errors import one_line_errors
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as info, one_line_errors("evaluate.py", "rerun it to resume"):
+        raise KeyboardInterrupt
+    assert info.value.code == 130
+    assert capsys.readouterr().err.strip() == "evaluate.py: interrupted; rerun it to resume"
+    with pytest.raises(SystemExit) as info, one_line_errors("evaluate.py"):
+        raise DataError("frame /data/00003.jpg is truncated")
+    assert info.value.code == 2
+    assert capsys.readouterr().err == "evaluate.py: error: frame /data/00003.jpg is truncated\n"
+    with pytest.raises(ValueError, match="a bug"), one_line_errors("evaluate.py"):
+        raise ValueError("a bug keeps its traceback")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(DataError), one_line_errors("evaluate.py"):
+        raise DataError("shown in full")
+
+
+@pytest.mark.slow
+def test_evaluate_py_reports_bad_input_in_one_line(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
+    """evaluate.py: a missing checkpoint, an unknown sequence, a truncated frame and a missing video each end
+    with exit code 2 and one line naming the file or value (no Hydra traceback)."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data_root, broken)
+    seq = load_davis(broken, 2017, "val")[0]
+    frame = seq.frame_paths[2]
+    frame.write_bytes(frame.read_bytes()[:200])
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PROJECT_ROOT": str(ROOT)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    cases = [
+        ((f"ckpt_path={tmp_path / 'nope.ckpt'}",), "nope.ckpt"),
+        (("sequences=[no_such_video]",), "no_such_video"),
+        ((f"data.root={broken}", f"sequences=[{seq.name}]", "baselines=[]"), frame.name),
+        (
+            ("task=video", f"video={tmp_path / 'clip.mp4'}", f"first_mask={seq.annotation_paths[0]}"),
+            "clip.mp4",
+        ),
+    ]
+    for extra, named in cases:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "evaluate.py"),
+                *_overrides(tmp_path / "run", data_root, ckpt),
+                *extra,
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 2, (extra, proc.stderr[-3000:])
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("evaluate.py: error:")]
+        assert len(errors) == 1 and named in errors[0], (extra, proc.stderr[-3000:])

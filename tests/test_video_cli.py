@@ -1,4 +1,5 @@
-"""ovsnet-video: a tiny checkpoint on a short mp4 end to end, image folders, and every bad-input message."""
+"""ovsnet-video (``ovsnet.cli.video``) and ``ovsnet.inference.video.segment_video``: a tiny checkpoint on a short
+mp4 end to end, image folders, a killed run's leftovers, and every bad-input message."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_segmenter import FakeModel
-from tiny_models import TINY_MODEL
 
+from ovsnet.cli.video import main
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
 from ovsnet.data.video import VideoWriter, iter_video_frames
 from ovsnet.inference.cascade import CascadeConfig
-from ovsnet.inference.video_cli import main, segment_video
+from ovsnet.inference.video import segment_video
 from ovsnet.models.ovsnet import build_ovsnet
+from tests.tiny_models import TINY_MODEL, FakeModel
 
 H, W, N, SIDE = 64, 80, 5, 20
 SUMMARY_KEYS = {
@@ -164,6 +165,23 @@ def test_crash_mid_video_keeps_written_masks(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["masks"]  # no overlay, not even a partial one
 
 
+def test_a_killed_runs_temporaries_are_removed(tmp_path: Path) -> None:
+    """A SIGKILL during the final writes leaves atomic_path's hidden temporaries; the next run removes them."""
+    folder = tmp_path / "frames"
+    for t, frame in enumerate(_frames(3)):
+        write_frame(folder / f"{t:05d}.png", frame)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".overlay.k1ll3d.mp4", out / ".summary.x9.json", out / ".path_timeline.abc.png"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    keep = out / ".notes.txt"
+    keep.write_text("not ours")
+    segment_video(FakeModel(), folder, _first_mask(tmp_path / "mask.png"), out, overlay=False, progress=False)
+    assert not any(path.exists() for path in stale) and keep.exists()
+    assert (out / "summary.json").is_file()
+
+
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], code: int) -> str:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -210,3 +228,87 @@ def test_bad_checkpoints(assets: dict[str, Path], tmp_path: Path, capsys: pytest
     assert "--ckpt" in err and "no such file" in err
     err = _fails(_args(assets, tmp_path / "d", fps=0), capsys, 2)
     assert "--fps must be positive" in err
+
+
+@pytest.fixture(scope="module")
+def onnx_ckpt(assets: dict[str, Path]) -> Path:
+    """The tiny checkpoint with MGA at 24x24 (small and quick to export)."""
+    config = {**TINY_MODEL, "mga_size": 24}
+    torch.manual_seed(0)
+    model = build_ovsnet(**config)
+    path = assets["root"] / "tiny_mga24.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"model_config": config, "inference_settings": {"rho_reid": 1.7}},
+        },
+        path,
+    )
+    return path
+
+
+def test_realtime_preset_on_onnx_runtime(
+    assets: dict[str, Path], onnx_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "out"
+    argv = _args(assets, out, ckpt=onnx_ckpt, preset="realtime", backend="onnx", threads=1)
+    assert main([*argv, "--no-overlay", "--no-progress"]) == 0
+    assert len(list((out / "masks").glob("*.png"))) == N
+    assert (out / "onnx" / "model.onnx").is_file() and (out / "onnx" / "model.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["backend"], summary["preset"], summary["threads"]) == ("onnx", "realtime", 1)
+    assert summary["cascade"]["rho_reid"] == 1.7  # the checkpoint's calibrated value beats the preset's
+    assert f"{N} frames at" in capsys.readouterr().out
+    # the exported model alone (no checkpoint) gives the same masks
+    again = tmp_path / "again"
+    argv = _args(
+        assets, again, onnx=out / "onnx" / "model.onnx", preset="realtime", backend="onnx", threads=1
+    )
+    argv = argv[: argv.index("--ckpt")] + argv[argv.index("--ckpt") + 2 :]
+    assert main([*argv, "--no-overlay", "--no-progress"]) == 0
+    for mask in sorted((out / "masks").glob("*.png")):
+        np.testing.assert_array_equal(read_label_map(again / "masks" / mask.name), read_label_map(mask))
+
+
+def test_camera_index_source(
+    assets: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--video 0`` opens camera 0 through OpenCV; here camera 0 plays the synthetic mp4 and never ends."""
+    import cv2
+
+    opened: list[object] = []
+    real = cv2.VideoCapture
+
+    def camera(source: object, *args: object) -> object:
+        opened.append(source)
+        return real(str(assets["video"]) if source == 0 else source, *args)
+
+    monkeypatch.setattr(cv2, "VideoCapture", camera)
+    out = tmp_path / "out"
+    argv = _args(assets, out, video="0", preset="realtime", threads=1, max_frames=3)
+    assert main([*argv, "--no-progress"]) == 0
+    assert 0 in opened  # an integer index, not a file called "0"
+    assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["video"] == "0" and summary["frames"] == 3 and summary["backend"] == "torch"
+    assert summary["overlay_fps"] == 25.0  # a camera is not opened a second time for its frame rate
+    assert "3 frames at" in capsys.readouterr().out
+
+
+def test_backend_arguments(
+    assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _fails(_args(assets, tmp_path / "a", onnx=assets["ckpt"]), capsys, 2)
+    assert "--onnx needs --backend onnx" in err
+    argv = _args(assets, tmp_path / "b")
+    argv = argv[: argv.index("--ckpt")] + argv[argv.index("--ckpt") + 2 :]
+    assert "--ckpt is required" in _fails(argv, capsys, 2)
+    err = _fails(_args(assets, tmp_path / "c", backend="onnx", onnx=tmp_path / "none.onnx"), capsys, 2)
+    assert "--onnx" in err and "none.onnx" in err
+    err = _fails(_args(assets, tmp_path / "d", video="not_there.mp4"), capsys, 2)
+    assert "--video not_there.mp4" in err
+    assert "--max-frames must be >= 1" in _fails(_args(assets, tmp_path / "e", max_frames=0), capsys, 2)

@@ -12,18 +12,18 @@ with :mod:`ovsnet.metrics` (numbers identical to the official DAVIS tool).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ovsnet.data.io import DataError, atomic_path
+from ovsnet.data.io import DataError
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.inference.flow import FlowEstimator, build_flow
 from ovsnet.inference.propagation import CopyFirstMask, FlowPropagator
 from ovsnet.inference.runner import segment_dataset
+from ovsnet.utils import write_json_atomic
 
 __all__ = ["BASELINE_FILE", "baseline_trackers", "build_parser", "main", "run_baselines"]
 
@@ -87,10 +87,8 @@ def run_baselines(
         evaluation = evaluate_sequences(sequences, folder, split=split, workers=workers)
         scores[name] = {k: float(v) for k, v in evaluation.scores.items()}
         log.info("baseline %s: J&F %.4f", name, scores[name]["J&F-Mean"])
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / BASELINE_FILE) as tmp:
-        specs = {k: (v if isinstance(v, Mapping) else repr(v)) for k, v in flows.items()}
-        tmp.write_text(json.dumps({"flows": specs, "scores": scores}, indent=2, default=str))
+    specs = {k: (v if isinstance(v, Mapping) else repr(v)) for k, v in flows.items()}
+    write_json_atomic(out / BASELINE_FILE, {"flows": specs, "scores": scores})
     return scores
 
 
@@ -141,14 +139,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     from rich.console import Console
     from rich.table import Table
 
-    from ovsnet.data.davis import load_davis
+    from ovsnet.data.loading import load_sequences
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        sequences = list(load_davis(args.root, year=args.year, split=args.split, resolution=args.resolution))
-        if not sequences:
-            raise DataError(f"{args.root}: split {args.split!r} lists no sequence")
+        sequences = load_sequences(
+            args.root, args.split, year=args.year, resolution=args.resolution, source="root"
+        )
         scores = run_baselines(sequences, args.out, _flow_specs(args), args.split, workers=args.workers)
     except (DataError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None

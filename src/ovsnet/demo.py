@@ -25,7 +25,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from ovsnet.training import CONF_DIR, compose_config, finish_wandb, progress_bar_overrides, run_dir_overrides
+from ovsnet.cli import stages
+from ovsnet.training import CONF_DIR
 
 __all__ = ["main", "run_demo"]
 
@@ -58,28 +59,8 @@ def _experiment(name: str) -> tuple[str, str]:
 
 def train_stage(out: Path, stage: str, minutes: float, extra: list[str], experiment: str = "demo") -> Path:
     """Train the demo experiment for ``minutes`` under ``out/stage``; returns the last checkpoint."""
-    from ovsnet.training import train
-
     budget = time.strftime("%H:%M:%S", time.gmtime(max(minutes, 0.05) * 60))
-    cfg = compose_config(
-        "train.yaml",
-        [
-            f"experiment={experiment}",
-            *run_dir_overrides(out, stage),
-            f"trainer.max_time=00:{budget}",
-            "print_config=false",
-            *progress_bar_overrides(),
-            *extra,
-        ],
-    )
-    try:
-        metrics = train(cfg)
-    finally:
-        finish_wandb()
-    ckpt = Path(metrics.get("ckpt_last") or out / stage / "checkpoints/last.ckpt")
-    if not ckpt.is_file():
-        raise RuntimeError(f"{stage} wrote no checkpoint (expected {ckpt})")
-    return ckpt
+    return stages.train_stage(out, stage, [f"trainer.max_time=00:{budget}", *extra], experiment)[0]
 
 
 def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = "demo") -> Path:
@@ -108,33 +89,25 @@ def evaluate_stage(
     out: Path, ckpt: Path, extra: list[str], stage: str = "evaluate", experiment: str = "demo"
 ) -> dict:
     """Segment and score the synthetic validation videos with the trained checkpoint."""
-    from ovsnet.evaluation import run_evaluation
-
-    cfg = compose_config(
-        "evaluate.yaml",
-        [
-            f"data={_experiment(experiment)[0]}",
-            *run_dir_overrides(out, stage),
-            f"ckpt_path={ckpt}",
-            "device=cpu",
-            "logger=csv",
-            f"data.root={out}/data/{_experiment(experiment)[1]}",
-            f"baselines_dir={out}/baselines",
-            *extra,
-        ],
-    )
-    return run_evaluation(cfg, loggers=[])
+    data_group, folder = _experiment(experiment)
+    overrides = [
+        f"data={data_group}",
+        f"data.root={out}/data/{folder}",
+        f"baselines_dir={out}/baselines",
+        *extra,
+    ]
+    return stages.evaluate_stage(out, stage, ckpt, overrides)
 
 
 def write_videos(out: Path, summary: dict, experiment: str = "demo") -> list[Path]:
     """Overlay video and path timeline per validation sequence (from the written results)."""
-    from ovsnet.data.davis import load_davis
     from ovsnet.data.io import read_label_map
+    from ovsnet.data.loading import load_sequences
     from ovsnet.viz import path_timeline, write_overlay_video
 
     results = Path(summary["results_dir"])
     written = []
-    for seq in load_davis(out / "data" / _experiment(experiment)[1], split=summary["split"]):
+    for seq in load_sequences(out / "data" / _experiment(experiment)[1], summary["split"]):
         folder = results / seq.name
         labels = (read_label_map(folder / f"{name}.png") for name in seq.frame_names)
         video = out / "videos" / f"{seq.name}.mp4"

@@ -26,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
+from ovsnet.utils import write_json_atomic
+
 __all__ = [
     "CONF_DIR",
     "RESULT_FILE",
@@ -62,11 +64,15 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     """Compose a real entrypoint config as ``python train.py``/``evaluate.py`` would, outside ``@hydra.main``.
 
     ``${hydra:...}`` interpolations resolve as in a real run (the Hydra config is registered, then dropped).
+    The typed-config schemas the group files extend are registered first (as the entrypoints do on import).
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
+
+    import ovsnet.evaluation.settings  # noqa: F401 - registers schema/inference/cascade
+    import ovsnet.schemas  # noqa: F401 - registers the trainer, model and data schemas
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -256,12 +262,7 @@ def write_run_result(
     }
     if error:
         record["error"] = error
-    path = Path(out_dir) / RESULT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(Path(out_dir) / RESULT_FILE, record, sort_keys=True)
 
 
 def _job_sort_key(path: Path) -> tuple[int, str]:
@@ -359,21 +360,39 @@ def _job_context() -> tuple[str | None, list[str], bool]:
     return str(hc.runtime.output_dir), overrides, hc.mode == RunMode.MULTIRUN
 
 
+def _resume_hint(cfg: DictConfig) -> str:
+    """How to resume after Ctrl-C: the ``last.ckpt`` the checkpoint callbacks write (every few steps)."""
+    dirpath = None
+    for key in (
+        "callbacks.last_checkpoint.dirpath",
+        "callbacks.model_checkpoint.dirpath",
+        "paths.output_dir",
+    ):
+        dirpath = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        if dirpath:
+            dirpath = dirpath if key.startswith("callbacks") else f"{dirpath}/checkpoints"
+            break
+    return f"resume with ckpt_path={dirpath or '<output dir>/checkpoints'}/last.ckpt once it exists"
+
+
 def run_training_job(cfg: DictConfig) -> float | None:
     """The body of ``train.py``: train, write ``train_result.json``, return the optimized metric.
 
     A diverging run is recorded as diverged; it exits with code 2 and one line (a traceback with
-    ``HYDRA_FULL_ERROR=1``), or returns NaN inside a multirun so the sweep goes on.
+    ``HYDRA_FULL_ERROR=1``), or returns NaN inside a multirun so the sweep goes on. Bad input and Ctrl-C
+    are one line too (:func:`ovsnet.cli.errors.one_line_errors`).
     """
+    from ovsnet.cli.errors import one_line_errors
     from ovsnet.lightning.guards import TrainingDiverged
 
     out_dir, overrides, multirun = _job_context()
     rank_zero = getattr(rank_zero_only, "rank", 0) == 0
     try:
-        try:
-            metrics = train(cfg)
-        finally:
-            finish_wandb()
+        with one_line_errors("train.py", _resume_hint(cfg)):
+            try:
+                metrics = train(cfg)
+            finally:
+                finish_wandb()
     except TrainingDiverged as exc:
         if out_dir and rank_zero:
             write_run_result(out_dir, cfg, None, status="diverged", error=str(exc), overrides=overrides)

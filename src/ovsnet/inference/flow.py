@@ -19,7 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DISFlow", "FarnebackFlow", "FlowEstimator", "RAFTFlow", "build_flow", "resize_flow", "warp"]
+__all__ = [
+    "DISFlow",
+    "FarnebackFlow",
+    "FlowEstimator",
+    "RAFTFlow",
+    "ZeroFlow",
+    "build_flow",
+    "resize_flow",
+    "warp",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +199,14 @@ def _load_raft_state(variant: str, weights: str | Path) -> dict:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
+class ZeroFlow:
+    """No motion: templates are the previous masks unwarped (the no-flow ablation, ``inference/flow=none``)."""
+
+    def __call__(self, prev_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        _check_pair(prev_rgb, rgb)
+        return np.zeros((*np.asarray(rgb).shape[:2], 2), dtype=np.float32)
+
+
 class RAFTFlow:
     """torchvision RAFT (small or large); runs on the GPU when one is available."""
 
@@ -239,8 +256,8 @@ class RAFTFlow:
 
 
 def build_flow(backend: str = "dis", **kwargs) -> FlowEstimator:
-    """Build a flow estimator by name (``dis``, ``farneback``, ``raft``); kwargs go to its constructor."""
-    backends = {"dis": DISFlow, "farneback": FarnebackFlow, "raft": RAFTFlow}
+    """Build a flow estimator by name (``dis``, ``farneback``, ``raft``, ``none``); kwargs go to its constructor."""
+    backends = {"dis": DISFlow, "farneback": FarnebackFlow, "raft": RAFTFlow, "none": ZeroFlow}
     if backend not in backends:
         raise ValueError(f"unknown flow backend {backend!r}; choose one of {sorted(backends)}")
     return backends[backend](**kwargs)

@@ -17,15 +17,18 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.inference.cascade import PATHS, CascadeConfig
+from ovsnet.utils import autocast_dtype
 
 __all__ = ["VideoSegmentationCallback", "truncate_sequence"]
 
 log = logging.getLogger(__name__)
 
 _MIN_FRAMES = 3  # the DAVIS protocol scores neither the first nor the last annotated frame
+_CASCADE_FIELDS = frozenset(f.name for f in dataclasses.fields(CascadeConfig))
 
 
 def truncate_sequence(sequence: VideoSequence, max_frames: int | None) -> VideoSequence:
@@ -51,16 +54,17 @@ class VideoSegmentationCallback(pl.Callback):
         max_sequences: the first N validation videos only (None: all).
         max_frames: the first N frames of each video only (None: all; at least 3 frames are kept, as the DAVIS
             protocol scores neither the first nor the last annotated frame).
-        inference: cascade settings as in ``conf/inference/*.yaml`` (``CascadeConfig`` fields plus
-            ``flow: {backend, ...}``); ``**cascade_kwargs`` override single fields (``rho_reid=2.3``).
+        inference: cascade settings as in ``conf/inference/*.yaml`` (``CascadeConfig`` fields plus ``name``
+            and ``flow: {_target_: <estimator>, ...}``, instantiated by Hydra; none: the segmenter's default
+            DIS flow); ``**cascade_kwargs`` override single fields (``rho_reid=2.3``).
         log_media: log an overlay contact sheet of rank zero's first videos to W&B / TensorBoard loggers.
         media_sequences / media_frames / media_width: size of that sheet.
         keep_results: keep the result PNGs (``<log dir>/video_segmentation/epoch<E>_rank<R>_*``).
         prefix: metric prefix (``val`` → ``val/J``, ``val/F``, ``val/JF``, ``val/fps``,
             ``val/paths/<path>``).
 
-    Sequences come from the trainer's datamodule: its ``val_sequences()`` when it has one, else the
-    ``DAVISDataModule._load(val_split, eval_root, eval_layout)`` reader.
+    Sequences come from the trainer's datamodule: its ``val_sequences()``
+    (:meth:`~ovsnet.lightning.datamodules.DAVISDataModule.val_sequences`).
     """
 
     def __init__(
@@ -85,16 +89,25 @@ class VideoSegmentationCallback(pl.Callback):
                 f"max_frames must be >= {_MIN_FRAMES} (first and last frames are not scored), "
                 f"got {max_frames}"
             )
-        from ovsnet.evaluation import cascade_config
-
         self.every_n_epochs = int(every_n_epochs)
         self.max_sequences = max_sequences
         self.max_frames = max_frames
         spec = dict(inference or {})
         spec.update(cascade_kwargs)
         self.flow_spec = spec.pop("flow", None)
+        if self.flow_spec is not None and "_target_" not in self.flow_spec:
+            raise ValueError(
+                f"VideoSegmentationCallback: flow must name its estimator with _target_ (as "
+                f"conf/inference/flow/*.yaml do), got {dict(self.flow_spec)}"
+            )
         spec.pop("name", None)
-        self.config = cascade_config(spec)  # validates the keys now, not after an epoch of training
+        unknown = sorted(set(spec) - _CASCADE_FIELDS)
+        if unknown:  # checked now, not after an epoch of training
+            raise ValueError(
+                f"VideoSegmentationCallback: unknown inference key(s) {unknown}; "
+                f"CascadeConfig fields are {sorted(_CASCADE_FIELDS)}"
+            )
+        self.config = CascadeConfig(**spec)
         self._explicit = set(cascade_kwargs)  # kept over the module's calibrated inference_settings
         self.log_media = log_media
         self.media_sequences = media_sequences
@@ -117,26 +130,15 @@ class VideoSegmentationCallback(pl.Callback):
                     "(trainer.fit(..., datamodule=...))"
                 )
             getter = getattr(dm, "val_sequences", None)
-            if callable(getter):
-                sequences = list(getter())
-            elif hasattr(dm, "_load"):
-                hp = dm.hparams
-                sequences = list(
-                    dm._load(hp.val_split, getattr(dm, "eval_root", None), hp.get("eval_layout", "davis"))
-                )
-            else:
-                raise RuntimeError(
-                    f"{type(dm).__name__} provides no validation videos "
-                    "(val_sequences() or DAVISDataModule._load)"
-                )
+            if not callable(getter):
+                raise RuntimeError(f"{type(dm).__name__} provides no validation videos (val_sequences())")
+            sequences = list(getter())
             sequences = sequences[: self.max_sequences] if self.max_sequences else sequences
             self._sequences = [truncate_sequence(s, self.max_frames) for s in sequences]
         return self._sequences
 
     @staticmethod
     def _autocast(trainer: pl.Trainer, device: torch.device) -> torch.dtype | None:
-        from ovsnet.evaluation import autocast_dtype
-
         precision = str(getattr(trainer, "precision", "32"))
         return autocast_dtype(precision if "mixed" in precision else "32", device)
 
@@ -156,10 +158,10 @@ class VideoSegmentationCallback(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._due(trainer):
             return
-        from ovsnet.evaluation import contact_sheet_of, log_image, make_flow
         from ovsnet.inference.runner import segment_dataset
         from ovsnet.inference.segmenter import VideoSegmenter
         from ovsnet.metrics.davis import evaluate_sequences
+        from ovsnet.utils_logging import contact_sheet_of, log_image
 
         world, rank = trainer.world_size, trainer.global_rank
         mine = self._all_sequences(trainer)[rank::world]
@@ -178,7 +180,7 @@ class VideoSegmentationCallback(pl.Callback):
             if mine:
                 segmenter = VideoSegmenter(
                     model,
-                    make_flow(self.flow_spec),
+                    instantiate(dict(self.flow_spec)) if self.flow_spec else None,
                     self._config_for(pl_module),
                     device,
                     autocast_dtype=self._autocast(trainer, device),

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ovsnet.data.io import DataError
+from ovsnet.data.loading import ensure_synthetic, load_sequences
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.data.training import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
 from ovsnet.data.transforms import SampleTransform
@@ -19,13 +20,6 @@ from ovsnet.data.transforms import SampleTransform
 __all__ = ["COCODataModule", "DAVISDataModule"]
 
 log = logging.getLogger(__name__)
-
-DAVIS_LAYOUT = (
-    "expected the DAVIS layout: <root>/JPEGImages/<resolution>/<sequence>/00000.jpg, "
-    "<root>/Annotations/<resolution>/<sequence>/00000.png and <root>/ImageSets/2017/<split>.txt "
-    "(DAVIS 2016: ImageSets/480p/<split>.txt); download it from https://davischallenge.org or set "
-    "data.generate_synthetic to create a synthetic dataset there"
-)
 
 
 def _loader_kwargs(num_workers: int, pin_memory: bool, persistent_workers: bool) -> dict[str, Any]:
@@ -93,45 +87,26 @@ class DAVISDataModule(pl.LightningDataModule):
 
         Runs on one process per node, before ``setup``; the generator writes atomically.
         """
-        if not self.hparams.generate_synthetic:
-            return
-        from ovsnet.data.synthetic import dataset_style, generate_dataset
+        ensure_synthetic(self.root, self.hparams.generate_synthetic)
 
-        if self.root.exists():
-            wanted, found = (
-                dict(self.hparams.generate_synthetic).get("style", "toy"),
-                dataset_style(self.root),
-            )
-            if found is not None and found != wanted:
-                raise DataError(
-                    f"data.root={self.root} holds synthetic videos of style {found!r} but "
-                    f"data.generate_synthetic.style={wanted!r}: choose another data.root"
-                )
-            return
+    def _sequences(self, split: str, root: Path, layout: str, key: str) -> list[VideoSequence]:
+        hp = self.hparams
+        return load_sequences(
+            root, split, layout=layout, year=hp.year, resolution=hp.resolution, source=f"data.{key}"
+        )
 
-        log.info("generating synthetic DAVIS-layout dataset in %s", self.root)
-        generate_dataset(self.root, **dict(self.hparams.generate_synthetic))
+    def train_sequences(self) -> list[VideoSequence]:
+        """The training split's videos (``root``, DAVIS layout)."""
+        return self._sequences(self.hparams.train_split, self.root, "davis", "root")
 
-    def _load(self, split: str, root: Path | None = None, layout: str = "davis") -> list[VideoSequence]:
-        root = root or self.root
-        if not root.is_dir():
-            raise DataError(f"dataset root {root} not found; {DAVIS_LAYOUT}")
-        try:
-            if layout == "segtrack":
-                from ovsnet.data.segtrack import load_segtrack
-
-                sequences = load_segtrack(root)
-            else:
-                from ovsnet.data.davis import load_davis
-
-                sequences = load_davis(
-                    root, year=self.hparams.year, split=split, resolution=self.hparams.resolution
-                )
-        except FileNotFoundError as exc:
-            raise DataError(f"{root}: {exc}; {DAVIS_LAYOUT}") from exc
-        if not sequences:
-            raise DataError(f"{root}: split {split!r} lists no sequence; {DAVIS_LAYOUT}")
-        return list(sequences)
+    def val_sequences(self) -> list[VideoSequence]:
+        """The validation videos (``val_split`` of ``eval_root`` in ``eval_layout``; [] without a val split):
+        what fine-tuning adds and what the video-segmentation callback scores."""
+        hp = self.hparams
+        if not hp.val_split:
+            return []
+        key = "eval_root" if hp.eval_root else "root"
+        return self._sequences(hp.val_split, self.eval_root, hp.eval_layout, key)
 
     def _lucid(self) -> Any:
         from ovsnet.data.lucid import LucidConfig, LucidDreamer
@@ -154,8 +129,8 @@ class DAVISDataModule(pl.LightningDataModule):
         if self.data_train is not None:
             return
         hp = self.hparams
-        train = self._load(hp.train_split)
-        val = self._load(hp.val_split, self.eval_root, hp.eval_layout) if hp.val_split else []
+        train = self.train_sequences()
+        val = self.val_sequences()
         evals = val if hp.per_dataset_finetune else []
         lucid = self._lucid() if hp.per_dataset_finetune and hp.lucid_samples_per_frame > 0 else None
         transform = SampleTransform(hp.image_size, hp.augment, hp.min_sizes, hp.max_size)

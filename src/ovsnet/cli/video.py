@@ -1,0 +1,257 @@
+"""``ovsnet-video``: segment a video file, an image folder or a camera online, from a first-frame mask.
+
+Parses arguments, checks the inputs before the (slow) checkpoint load, and turns every bad input into one
+line naming the file; the work is :func:`ovsnet.inference.video.segment_video`. ``--preset realtime`` runs
+``conf/inference/realtime.yaml`` on a model prepared by :mod:`ovsnet.inference.realtime`; ``--backend onnx``
+runs the network on ONNX Runtime (an exported ``--onnx model.onnx``, or the checkpoint exported on the fly).
+The last line printed is the fps reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.logging import RichHandler
+
+from ovsnet.data.io import DataError
+from ovsnet.data.video import live_source
+from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.flow import FlowEstimator, build_flow
+from ovsnet.inference.realtime import BACKENDS, RealtimeSettings, prepare_realtime, set_threads
+from ovsnet.inference.video import DEFAULT_FPS, check_video_inputs, segment_video
+from ovsnet.models.checkpoint import CheckpointError, load_model
+from ovsnet.utils import resolve_device
+
+__all__ = ["AUTOCAST_CHOICES", "PRESETS", "build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+AUTOCAST_CHOICES = ("none", "bf16", "fp16")
+PRESETS = ("default", "realtime")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ovsnet-video",
+        description="Segment a video file (mp4/avi/webm/...) or an image folder online with OVS-Net, "
+        "from the first frame's mask (indexed PNG: 0 = background, 1..K = objects).",
+    )
+    parser.add_argument(
+        "--video",
+        required=True,
+        help="video file, folder of frames, camera index (0, 1, ...) or stream URL (rtsp://...)",
+    )
+    parser.add_argument("--first-mask", required=True, type=Path, help="label map of the first frame")
+    parser.add_argument("--ckpt", type=Path, default=None, help="OVSNetModule checkpoint (.ckpt)")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="default",
+        help="realtime: conf/inference/realtime.yaml on a model with BN folded, few proposals and detections, "
+        "masks only for usable candidates (ovsnet.inference.realtime)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="onnx: the network on ONNX Runtime (pip install onnxruntime); the exported --onnx model, else "
+        "the --ckpt exported into OUT/onnx/ first",
+    )
+    parser.add_argument("--onnx", type=Path, default=None, help="model.onnx from python -m ovsnet.export")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"CPU threads (default: {RealtimeSettings().threads} with --preset realtime, else torch's choice)",
+    )
+    parser.add_argument(
+        "--max-frames", type=int, default=None, help="stop after N frames (a camera never ends on its own)"
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load the checkpoint in full (torch.load weights_only=False), which can run code from the file: "
+        "trusted files only (default: tensors, plain containers and OmegaConf configs only)",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="default: cuda when a GPU is visible, else cpu",
+    )
+    parser.add_argument(
+        "--flow",
+        choices=("dis", "farneback", "raft"),
+        default=None,
+        help="optical flow (default: dis, or the preset's flow)",
+    )
+    parser.add_argument(
+        "--rho-iou", type=float, default=None, help="IoU-path threshold (default: the checkpoint's, else 0.3)"
+    )
+    parser.add_argument(
+        "--rho-reid",
+        type=float,
+        default=None,
+        help="Re-ID distance threshold (default: the checkpoint's calibrated value, else 2.3)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help=f"overlay video frame rate (default: the input's, {DEFAULT_FPS:g} for folders)",
+    )
+    parser.add_argument("--autocast", choices=AUTOCAST_CHOICES, default="none")
+    parser.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if live_source(args.video) is None and not Path(args.video).exists():
+        parser.error(f"--video {args.video}: no such file or folder (nor a camera index or URL)")
+    if not args.first_mask.is_file():
+        parser.error(f"--first-mask {args.first_mask}: no such file")
+    if args.ckpt is None and not (args.backend == "onnx" and args.onnx is not None):
+        parser.error("--ckpt is required (or --backend onnx with --onnx model.onnx)")
+    if args.ckpt is not None and not args.ckpt.is_file():
+        parser.error(f"--ckpt {args.ckpt}: no such file")
+    if args.onnx is not None and args.backend != "onnx":
+        parser.error("--onnx needs --backend onnx")
+    if args.onnx is not None and not args.onnx.is_file():
+        parser.error(f"--onnx {args.onnx}: no such file (export one with python -m ovsnet.export)")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.max_frames is not None and args.max_frames < 1:
+        parser.error(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.fps is not None and args.fps <= 0:
+        parser.error(f"--fps must be positive, got {args.fps}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible")
+
+
+def _cascade(
+    preset: str, stored: dict[str, Any], given: dict[str, Any]
+) -> tuple[CascadeConfig, FlowEstimator | None]:
+    """The cascade (checkpoint settings over the preset, command-line values over both) and the preset's flow
+    (None: the default preset keeps ``--flow``'s default)."""
+    if preset == "default":
+        return CascadeConfig(**{**stored, **given}), None
+    from ovsnet.evaluation.settings import cascade_config, make_flow
+    from ovsnet.training import compose_config
+
+    inference = compose_config("evaluate.yaml", [f"inference={preset}"]).inference
+    return replace(cascade_config(inference, stored, set(given)), **given), make_flow(inference.flow)
+
+
+def _load_network(parser: argparse.ArgumentParser, args: argparse.Namespace, threads: int | None) -> Any:
+    """The checkpoint's network on PyTorch, or on ONNX Runtime (exporting the checkpoint when no --onnx)."""
+    if args.backend == "torch":
+        try:
+            return load_model(args.ckpt, trust=args.trust_checkpoint, trust_flag="--trust-checkpoint")
+        except CheckpointError as exc:
+            parser.error(f"--ckpt {args.ckpt}: {exc}")
+        except (ValueError, KeyError, RuntimeError, OSError, TypeError) as exc:
+            parser.error(f"--ckpt {args.ckpt}: cannot load an OVS-Net model from this checkpoint: {exc}")
+    from ovsnet.inference.onnx_backend import import_onnxruntime, load_onnx_model
+
+    try:
+        import_onnxruntime()  # before a possibly long export
+    except ImportError as exc:
+        parser.exit(1, f"ovsnet-video: error: --backend onnx: {exc}\n")
+    onnx = args.onnx
+    if onnx is None:
+        from ovsnet.export import export_checkpoint
+
+        try:
+            onnx = export_checkpoint(args.ckpt, args.out / "onnx" / "model.onnx", trust=args.trust_checkpoint)
+        except ImportError as exc:
+            parser.exit(1, f"ovsnet-video: error: --backend onnx: {exc}\n")
+        except CheckpointError as exc:
+            parser.error(f"--ckpt {args.ckpt}: {exc}")
+        except (ValueError, KeyError, RuntimeError, OSError, TypeError) as exc:
+            parser.error(f"--ckpt {args.ckpt}: cannot export this checkpoint to ONNX: {exc}")
+    try:
+        return load_onnx_model(onnx, threads=threads)
+    except DataError as exc:
+        parser.error(f"--onnx {onnx}: {exc}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns 0, or exits with a message on bad arguments or bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    # RichHandler shares rich's console with the progress bar, so log lines do not tear the bar
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(show_path=False)],
+    )
+    device = resolve_device(args.device)
+    if args.backend == "onnx" and device.type != "cpu":
+        parser.error(f"--backend onnx runs on the CPU; drop --device {device}")
+    try:
+        check_video_inputs(args.video, args.first_mask)  # fail fast, before the checkpoint loads
+    except DataError as exc:
+        parser.exit(1, f"ovsnet-video: error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "ovsnet-video: interrupted\n")
+    realtime = args.preset == "realtime"
+    threads = args.threads if args.threads is not None else (RealtimeSettings().threads if realtime else None)
+    set_threads(threads)
+    model = _load_network(parser, args, threads)
+    source = f"--onnx {args.onnx}" if args.ckpt is None else f"--ckpt {args.ckpt}"
+    given = {k: v for k, v in (("rho_iou", args.rho_iou), ("rho_reid", args.rho_reid)) if v is not None}
+    try:
+        config, preset_flow = _cascade(args.preset, dict(getattr(model, "inference_settings", {})), given)
+    except (TypeError, ValueError) as exc:
+        parser.error(f"{source}: bad inference settings: {exc}")
+    if realtime:
+        settings = RealtimeSettings(threads=threads, fold_bn=args.backend == "torch")
+        prepare_realtime(model, settings, config.min_candidate_score)
+    try:
+        flow = build_flow(args.flow or "dis") if args.flow or preset_flow is None else preset_flow
+    except (ValueError, OSError) as exc:
+        parser.error(f"--flow {args.flow}: {exc}")
+    try:
+        result = segment_video(
+            model,
+            args.video,
+            args.first_mask,
+            args.out,
+            device=device,
+            flow=flow,
+            cascade_config=config,
+            overlay=not args.no_overlay,
+            autocast=args.autocast,
+            fps=args.fps,
+            progress=not args.no_progress,
+            max_frames=args.max_frames,
+            summary_extra={
+                "backend": args.backend,
+                "preset": args.preset,
+                "threads": torch.get_num_threads(),
+            },
+        )
+    except DataError as exc:
+        logger.error("%s", exc)
+        parser.exit(1, f"ovsnet-video: error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"ovsnet-video: interrupted; the masks written so far are in {args.out}\n")
+    print(
+        f"ovsnet-video: {result.num_frames} frames at {result.fps:.1f} fps "
+        f"(backend {args.backend}, preset {args.preset}); results in {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

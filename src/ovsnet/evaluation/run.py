@@ -1,0 +1,315 @@
+"""``evaluate.py``'s two tasks: score a dataset split (``run_evaluation``) or segment one video (``run_video``).
+
+``run_evaluation`` segments every sequence of a split in one online pass into the official results layout
+``<results_dir>/<sequence>/<frame>.png``, scores them with :mod:`ovsnet.metrics`, and writes the official
+CSVs, ``metrics.json`` and ``summary.json`` into the run directory. It resumes: finished sequences are
+skipped, and a results folder records the settings that made it (``.ovsnet_run.json``, written once the
+model has loaded) so results made with other settings are never mixed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ovsnet.data.io import DataError
+from ovsnet.data.loading import select_sequences, split_sequences
+from ovsnet.evaluation.model import check_model_source, load_model_from_config
+from ovsnet.evaluation.scoring import baseline_scores, check_baselines, scorable, score, summarize_results
+from ovsnet.evaluation.settings import job_overrides, make_flow, resolved_cascade_config
+from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.runner import segment_dataset
+from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.utils import autocast_dtype, plain, remove_stale_temporaries, resolve_device, write_json_atomic
+from ovsnet.utils_logging import contact_sheet_of, log_image, log_table
+
+__all__ = ["RUN_MARKER", "SUMMARY_FILE", "make_segmenter_factory", "run_evaluation", "run_video"]
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+RUN_MARKER = ".ovsnet_run.json"
+OVERLAYS_FILE = "overlays.png"
+
+
+def _as_config(cfg: Mapping[str, Any] | DictConfig) -> DictConfig:
+    return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+
+
+# ---------------------------------------------------------------------------------------------- resume guard
+def _holds_results(results_dir: Path) -> bool:
+    return results_dir.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in results_dir.iterdir())
+
+
+def check_results_dir(results_dir: Path, fingerprint: Mapping[str, Any], skip_done: bool) -> None:
+    """Refuse to resume into a results folder whose results were made with other settings (mixed results
+    would be scored together). A marker without any result (a run that failed early) does not count."""
+    marker = results_dir / RUN_MARKER
+    if not (skip_done and marker.is_file()):
+        return
+    try:
+        previous = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if previous == dict(fingerprint) or not _holds_results(results_dir):
+        return
+    changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
+    raise DataError(
+        f"results_dir={results_dir} holds results made with other settings ({changed} differ); choose "
+        "another results_dir, or skip_done=false to overwrite them"
+    )
+
+
+def _fingerprint(cfg: DictConfig, settings: Mapping[str, Any]) -> dict[str, Any]:
+    ckpt = cfg.get("ckpt_path")
+    return {
+        "ckpt_path": str(Path(str(ckpt)).expanduser().resolve()) if ckpt else None,
+        "model_config": plain(cfg.get("model_config")),
+        "model_overrides": plain(cfg.get("model_overrides")),
+        "random_init": bool(cfg.get("random_init", False)),
+        "precision": str(cfg.get("precision", "32")),
+        "inference": dict(settings),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- segmenter
+def make_segmenter_factory(
+    cfg: Mapping[str, Any] | DictConfig,
+    device: torch.device,
+    config: CascadeConfig | None = None,
+    on_loaded: Callable[[], None] | None = None,
+) -> Callable[[], VideoSegmenter]:
+    """``make_segmenter()`` for :func:`~ovsnet.inference.runner.segment_dataset`: loads the model lazily, so a
+    run whose sequences are all done loads none; ``on_loaded`` runs once the model has loaded."""
+    cfg = _as_config(cfg)
+    config = config or resolved_cascade_config(cfg)
+
+    def make() -> VideoSegmenter:
+        model = load_model_from_config(cfg, device)
+        if on_loaded is not None:
+            on_loaded()
+        return VideoSegmenter(
+            model,
+            make_flow((cfg.get("inference") or {}).get("flow")),
+            config,
+            device,
+            autocast_dtype=autocast_dtype(cfg.get("precision"), device),
+            channels_last=bool(cfg.get("channels_last", False)),
+        )
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------- loggers
+def _log_to_loggers(
+    loggers: Sequence[Any],
+    summary: Mapping[str, Any],
+    per_object: pd.DataFrame | None,
+    sheet: np.ndarray | None,
+    prefix: str = "eval",
+) -> None:
+    if not loggers:
+        return
+    scalars: dict[str, float] = {
+        f"{prefix}/{k}": float(v)
+        for k, v in summary.get("metrics", {}).items()
+        if isinstance(v, (int, float)) and math.isfinite(float(v))
+    }
+    scalars[f"{prefix}/fps"] = float(summary["fps"])
+    scalars[f"{prefix}/num_frames"] = float(summary["num_frames"])
+    scalars.update({f"{prefix}/paths/{k}": float(v) for k, v in summary["path_counts"].items()})
+    scalars.update({f"{prefix}/path_fraction/{k}": float(v) for k, v in summary["path_fractions"].items()})
+    for logger in loggers:
+        logger.log_hyperparams(summary.get("config") or {})
+        logger.log_metrics(scalars, step=0)
+    if per_object is not None:
+        log_table(loggers, f"{prefix}/per_object", per_object)
+    if sheet is not None:
+        log_image(loggers, f"{prefix}/overlays", sheet)
+    for logger in loggers:
+        logger.save()
+        logger.finalize("success")
+
+
+def _write_overlays(
+    cfg: DictConfig, sequences: Sequence[Any], results_dir: Path, output_dir: Path
+) -> np.ndarray | None:
+    media = cfg.get("media") or {}
+    if not media.get("enabled", True):
+        return None
+    sheet = contact_sheet_of(
+        sequences,
+        results_dir,
+        int(media.get("num_sequences", 4)),
+        int(media.get("frames_per_sequence", 4)),
+        int(media.get("tile_width", 240)),
+    )
+    if sheet is not None:
+        from ovsnet.viz import save_png
+
+        save_png(output_dir / OVERLAYS_FILE, sheet)
+    return sheet
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+def run_evaluation(
+    cfg: Mapping[str, Any] | DictConfig, loggers: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """Segment, score, write and log one dataset split; returns the run summary (also ``summary.json``).
+
+    The summary holds ``metrics`` (the official global row: ``J&F-Mean``, ``J-Mean``, ``F-Mean``...; empty
+    when the split has no ground truth beyond the first frames), ``baselines``, ``fps``, ``path_counts``,
+    ``path_fractions``, per-stage ``timings_ms_per_frame``, the sequence counts, the inference settings and
+    the job's overrides.
+    """
+    cfg = _as_config(cfg)
+    loggers = list(loggers or [])
+    split = str(cfg.get("split") or cfg.data.get("val_split") or "val")
+    output_dir = Path(str(cfg.output_dir))
+    results_dir = Path(str(cfg.get("results_dir") or output_dir / "results" / split))
+    device = resolve_device(cfg.get("device", "auto"))
+    check_model_source(cfg)
+    check_baselines(cfg.get("baselines"))
+    remove_stale_temporaries(output_dir / OVERLAYS_FILE)
+    config = resolved_cascade_config(cfg)
+    sequences = select_sequences(
+        split_sequences(cfg.data, split), cfg.get("sequences"), cfg.get("max_sequences")
+    )
+    inference = cfg.get("inference") or {}
+    log.info(
+        "evaluating %d sequences of %s on %s into %s (inference %s)",
+        len(sequences),
+        split,
+        device,
+        results_dir,
+        inference.get("name", "full"),
+    )
+    settings = {
+        **dataclasses.asdict(config),
+        "name": inference.get("name"),
+        "flow": plain(inference.get("flow")),
+    }
+    skip_done = bool(cfg.get("skip_done", True))
+    fingerprint = _fingerprint(cfg, settings)
+    check_results_dir(results_dir, fingerprint, skip_done)
+    start = time.perf_counter()
+    results = segment_dataset(
+        make_segmenter_factory(
+            cfg, device, config, on_loaded=lambda: write_json_atomic(results_dir / RUN_MARKER, fingerprint)
+        ),
+        sequences,
+        results_dir,
+        skip_done=skip_done,
+        progress=bool(cfg.get("progress", True)),
+    )
+    summary: dict[str, Any] = {
+        "task": "dataset",
+        "split": split,
+        "device": str(device),
+        "ckpt_path": cfg.get("ckpt_path"),
+        "results_dir": str(results_dir),
+        **summarize_results(results),
+        "wall_seconds": time.perf_counter() - start,
+    }
+    metrics: dict[str, float] = {}
+    per_object = None
+    if cfg.get("score", True) and scorable(sequences):
+        metrics, per_object = score(sequences, results_dir, output_dir, split, cfg.get("score_workers"))
+    elif cfg.get("score", True):
+        log.warning(
+            "split %s has no ground truth beyond the first frames: results written, not scored "
+            "(DAVIS test-dev is scored by the challenge server)",
+            split,
+        )
+    summary["metrics"] = metrics
+    baselines_dir = Path(str(cfg.get("baselines_dir") or output_dir / "baselines"))
+    summary["baselines"] = (
+        baseline_scores(
+            cfg.get("baselines"),
+            inference.get("flow"),
+            sequences,
+            split,
+            baselines_dir,
+            cfg.get("score_workers"),
+        )
+        if metrics
+        else {}
+    )
+    summary["sequences"] = {
+        r.name: {
+            "num_frames": r.num_frames,
+            "fps": r.fps,
+            "skipped": r.skipped,
+            "path_counts": dict(r.path_counts),
+        }
+        for r in results
+    }
+    summary["inference"] = settings
+    summary["overrides"] = job_overrides()
+    summary["config"] = plain(cfg)
+    sheet = _write_overlays(cfg, sequences, results_dir, output_dir)
+    write_json_atomic(output_dir / SUMMARY_FILE, summary)
+    _log_to_loggers(loggers, summary, per_object, sheet)
+    nan = float("nan")
+    beside = "  ".join(f"{k} {v['J&F-Mean']:.4f}" for k, v in summary["baselines"].items())
+    log.info(
+        "J&F %.4f  J %.4f  F %.4f  (baselines: %s)  |  %.2f fps over %d frames  |  paths %s  |  %s",
+        metrics.get("J&F-Mean", nan),
+        metrics.get("J-Mean", nan),
+        metrics.get("F-Mean", nan),
+        beside or "off",
+        summary["fps"],
+        summary["num_frames"],
+        summary["path_counts"],
+        output_dir / SUMMARY_FILE,
+    )
+    return summary
+
+
+def run_video(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
+    """``task=video``: segment one video file / frame folder from its first-frame mask.
+
+    The video and the mask are opened and checked before the checkpoint loads, so bad input fails at once.
+    """
+    from ovsnet.inference.video import check_video_inputs, segment_video
+
+    cfg = _as_config(cfg)
+    for key in ("video", "first_mask"):
+        if not cfg.get(key):
+            raise DataError(f"task=video needs {key}=<path>")
+        if not Path(str(cfg.get(key))).expanduser().exists():
+            raise DataError(f"{key}={cfg.get(key)}: no such file or folder")
+    video, first_mask = Path(str(cfg.video)).expanduser(), Path(str(cfg.first_mask)).expanduser()
+    check_video_inputs(video, first_mask)
+    check_model_source(cfg)
+    device = resolve_device(cfg.get("device", "auto"))
+    config = resolved_cascade_config(cfg)
+    model = load_model_from_config(cfg, device)
+    out_dir = Path(str(cfg.get("video_out_dir") or Path(str(cfg.output_dir)) / "video"))
+    result = segment_video(
+        model,
+        video,
+        first_mask,
+        out_dir,
+        device=device,
+        flow=make_flow((cfg.get("inference") or {}).get("flow")),
+        cascade_config=config,
+        overlay=bool(cfg.get("overlay", True)),
+        autocast=autocast_dtype(cfg.get("precision"), device),
+        progress=bool(cfg.get("progress", True)),
+    )
+    summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "decisions"}
+    summary.update(task="video", video=str(cfg.video), out_dir=str(out_dir))
+    write_json_atomic(Path(str(cfg.output_dir)) / SUMMARY_FILE, summary)
+    return summary
