@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from ovsnet.data.davis import davis_sequence, load_davis, missing_frames, read_split_file
+from ovsnet.data.io import DataError, write_frame, write_label_map
+from ovsnet.data.sequence import VideoSequence
 from tests.davis_fixtures import (
     H,
     W,
@@ -16,10 +20,6 @@ from tests.davis_fixtures import (
     write_davis_sequence,
     write_split,
 )
-
-from ovsnet.data.davis import davis_sequence, load_davis, missing_frames, read_split_file
-from ovsnet.data.io import DataError, write_frame, write_label_map
-from ovsnet.data.sequence import VideoSequence
 
 SEQS = {"bear": (4, 1), "dogs": (3, 3), "kite": (5, 2), "cars": (3, 2)}
 

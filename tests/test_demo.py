@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from ovsnet.demo import STAGES, run_demo
@@ -22,6 +23,7 @@ TINY_DEMO_TRAIN = [
 ]
 
 
+@pytest.mark.slow
 def test_demo_trains_both_stages_scores_and_writes_everything(tmp_path: Path, capsys) -> None:
     summary = run_demo(tmp_path, minutes=1.0, train_overrides=TINY_DEMO_TRAIN, eval_overrides=[])
     # stage 1 trains Mask R-CNN + Re-ID without MGA; stage 2 starts from it and adds MGA

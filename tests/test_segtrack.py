@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.davis_fixtures import H, W, box_mask, write_mask, write_segtrack_sequence
 from PIL import Image
 
 from ovsnet.data.io import DataError
 from ovsnet.data.segtrack import SegTrackSequence, load_segtrack, segtrack_sequence
+from tests.davis_fixtures import H, W, box_mask, write_mask, write_segtrack_sequence
 
 N = 3
 

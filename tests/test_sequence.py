@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.davis_fixtures import H, W, make_frame, make_labels
 
 from ovsnet.data.io import DataError, write_frame, write_label_map
 from ovsnet.data.sequence import VideoSequence, object_ids_of
+from tests.davis_fixtures import H, W, make_frame, make_labels
 
 
 def _sequence(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,9 @@ from hydra.errors import ConfigCompositionException
 
 from ovsnet.models.detector import BACKBONES
 from ovsnet.training import train
-from tests.conftest import CONF_DIR, ROOT, tiny_overrides
+from tests.commands import subprocess_env as _env
+from tests.commands import train_cmd as _train_cmd
+from tests.conftest import CONF_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -73,7 +74,7 @@ def _ckpt(path: Path) -> dict:
 @pytest.mark.slow
 def test_paper_stages_fit_and_chain_by_checkpoint(compose_train, tmp_path: Path) -> None:
     """coco_pretrain -> davis_init -> davis_full -> paper, each 2 steps, each starting from the previous one."""
-    from tests.test_coco import make_coco
+    from tests.coco_fixtures import make_coco
 
     _, train_json = make_coco(tmp_path / "coco")
     coco = [
@@ -176,24 +177,6 @@ def test_resume_restores_model_optimizer_scheduler_and_step(compose_train, tmp_p
     assert trainer.global_step == 4 and trainer.current_epoch == 2
     # StepLR(step_size=1, gamma=0.1) stepped once per finished epoch, warm-up (1 step) long over
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01 * 0.1**2)
-
-
-def _train_cmd(tmp_path: Path, data_root: Path, *overrides: str) -> list[str]:
-    flags = [o for o in overrides if o.startswith("-")]  # Hydra's flags (-m) go before the overrides
-    values = [o for o in overrides if not o.startswith("-")]
-    return [sys.executable, str(ROOT / "train.py"), *flags, *tiny_overrides(tmp_path, data_root), *values]
-
-
-def _env() -> dict[str, str]:
-    env = dict(
-        os.environ,
-        PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
-        WANDB_MODE="offline",
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    env.pop("WANDB_API_KEY", None)
-    return env
 
 
 @pytest.mark.slow

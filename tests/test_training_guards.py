@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ovsnet.lightning.guards import DivergenceGuard, LastCheckpoint, TrainingDiverged
 from ovsnet.training import RESULT_FILE, SWEEP_SUMMARY, optimized_metric_value, train
-from tests.test_train import _env, _train_cmd
+from tests.commands import subprocess_env as _env
+from tests.commands import train_cmd as _train_cmd
 
 
 def _ckpt(path: Path) -> dict:

@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tests.davis_fixtures import H, W
 
 from ovsnet.data import video as video_mod
 from ovsnet.data.io import DataError, write_frame
 from ovsnet.data.video import VideoWriter, iter_video_frames, video_info
+from tests.davis_fixtures import H, W
 
 N = 5
 

@@ -1,0 +1,27 @@
+"""Commands the subprocess tests run: ``train.py`` with the tiny overrides, in a quiet offline environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, tiny_overrides
+
+
+def train_cmd(tmp_path: Path, data_root: Path, *overrides: str) -> list[str]:
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra's flags (-m) go before the overrides
+    values = [o for o in overrides if not o.startswith("-")]
+    return [sys.executable, str(ROOT / "train.py"), *flags, *tiny_overrides(tmp_path, data_root), *values]
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+        WANDB_MODE="offline",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("WANDB_API_KEY", None)
+    return env
