@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ovsnet.data.io import DataError, write_frame, write_label_map
-from ovsnet.data.training import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
 from ovsnet.data.transforms import SampleTransform, build_targets
+from ovsnet.data.video_batches import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
 
 pytest.importorskip("ovsnet.data.davis")
 from ovsnet.lightning.datamodules import DAVISDataModule  # noqa: E402

@@ -27,7 +27,7 @@ import numpy as np
 
 from ovsnet.data.io import FRAME_EXTENSIONS, DataError, atomic_path, list_frames, read_frame
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoWriter", "iter_video_frames", "video_info"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoWriter", "iter_video_frames", "live_source", "video_info"]
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _open_pyav(path: Path | str) -> _OpenedVideo:
     return _OpenedVideo(first, decoded, fps, count, "pyav", container.close)
 
 
-def _live_source(path: str | os.PathLike | int) -> str | int | None:
+def live_source(path: str | os.PathLike | int) -> str | int | None:
     """A camera index (int or digit string) or a URL (``rtsp://``, ``http://``, ``file://``), else None."""
     if isinstance(path, int):
         return path
@@ -218,7 +218,7 @@ def iter_video_frames(path: str | os.PathLike | int) -> Iterator[np.ndarray]:
     before this returns; a frame whose size differs from the first raises :class:`DataError` naming the
     file and the frame index.
     """
-    live = _live_source(path)
+    live = live_source(path)
     if live is not None:
         return _stream(live, _open_live(live))
     source = Path(path)
@@ -235,7 +235,7 @@ def video_info(path: str | os.PathLike | int) -> tuple[int | None, float | None,
     The frame count comes from the container header (``None`` when it has none, e.g. some webm files or a
     camera). It opens the source and decodes one frame, so it also checks that the video is readable.
     """
-    live = _live_source(path)
+    live = live_source(path)
     if live is not None:
         opened = _open_live(live)
     else:

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from ovsnet.data.io import DataError
 from ovsnet.data.loading import ensure_synthetic, load_sequences
 from ovsnet.data.sequence import VideoSequence
-from ovsnet.data.training import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
 from ovsnet.data.transforms import SampleTransform
+from ovsnet.data.video_batches import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
 
 __all__ = ["COCODataModule", "DAVISDataModule"]
 

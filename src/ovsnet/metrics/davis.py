@@ -56,6 +56,7 @@ import pandas as pd
 
 from ovsnet.data.davis import load_davis
 from ovsnet.data.io import VOID_LABEL, DataError, atomic_path, read_label_map
+from ovsnet.data.loading import select_sequences
 from ovsnet.data.sequence import VideoSequence
 
 __all__ = [
@@ -744,9 +745,8 @@ def evaluate_folder(
     """
     loaded = load_davis(davis_root, year=year, split=split, resolution=resolution)
     if sequences is not None:
-        by_name = {seq.name: seq for seq in loaded}
-        missing = [name for name in sequences if name not in by_name]
-        if missing:
-            raise DataError(f"sequences {missing} are not in DAVIS {year} split {split!r} of {davis_root}")
-        loaded = [by_name[name] for name in sequences]
+        try:
+            loaded = select_sequences(loaded, sequences)
+        except DataError as exc:
+            raise DataError(f"DAVIS {year} split {split!r} of {davis_root}: {exc}") from None
     return evaluate_sequences(loaded, results_dir, split=split, workers=workers)
