@@ -53,6 +53,12 @@ BENCHMARKS: list[tuple[str, str, list[str], str]] = [
         "demo-config training steps/s, images/s, data-loading share",
     ),
     ("lucid_speed", "bench/lucid_speed.py", [], "Lucid Data Dreaming samples/s at 480p"),
+    (
+        "realtime_cpu",
+        "bench/realtime_cpu.py",
+        ["--threads", "2"],
+        "realtime preset at 240x427, 3 objects: fps, per-stage ms, J&F; PyTorch vs ONNX Runtime vs default",
+    ),
 ]
 
 

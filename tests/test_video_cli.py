@@ -252,7 +252,7 @@ def test_realtime_preset_on_onnx_runtime(
 ) -> None:
     pytest.importorskip("onnxruntime")
     out = tmp_path / "out"
-    argv = _args(assets, out, ckpt=onnx_ckpt, preset="realtime", backend="onnx", threads=1)
+    argv = _args(assets, out, ckpt=onnx_ckpt, preset="realtime", threads=1)  # onnx: the preset's default
     assert main([*argv, "--no-overlay", "--no-progress"]) == 0
     assert len(list((out / "masks").glob("*.png"))) == N
     assert (out / "onnx" / "model.onnx").is_file() and (out / "onnx" / "model.json").is_file()
@@ -262,9 +262,7 @@ def test_realtime_preset_on_onnx_runtime(
     assert f"{N} frames at" in capsys.readouterr().out
     # the exported model alone (no checkpoint) gives the same masks
     again = tmp_path / "again"
-    argv = _args(
-        assets, again, onnx=out / "onnx" / "model.onnx", preset="realtime", backend="onnx", threads=1
-    )
+    argv = _args(assets, again, onnx=out / "onnx" / "model.onnx", preset="realtime", threads=1)
     argv = argv[: argv.index("--ckpt")] + argv[argv.index("--ckpt") + 2 :]
     assert main([*argv, "--no-overlay", "--no-progress"]) == 0
     for mask in sorted((out / "masks").glob("*.png")):
@@ -289,7 +287,7 @@ def test_camera_index_source(
 
     monkeypatch.setattr(cv2, "VideoCapture", camera)
     out = tmp_path / "out"
-    argv = _args(assets, out, video="0", preset="realtime", threads=1, max_frames=3)
+    argv = _args(assets, out, video="0", preset="realtime", backend="torch", threads=1, max_frames=3)
     assert main([*argv, "--no-progress"]) == 0
     assert 0 in opened  # an integer index, not a file called "0"
     assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
@@ -302,7 +300,7 @@ def test_camera_index_source(
 def test_backend_arguments(
     assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    err = _fails(_args(assets, tmp_path / "a", onnx=assets["ckpt"]), capsys, 2)
+    err = _fails(_args(assets, tmp_path / "a", onnx=assets["ckpt"], backend="torch"), capsys, 2)
     assert "--onnx needs --backend onnx" in err
     argv = _args(assets, tmp_path / "b")
     argv = argv[: argv.index("--ckpt")] + argv[argv.index("--ckpt") + 2 :]
