@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,3 +26,16 @@ def subprocess_env() -> dict[str, str]:
     )
     env.pop("WANDB_API_KEY", None)
     return env
+
+
+def run_train(
+    tmp_path: Path, data_root: Path, *overrides: str, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run ``train.py`` to the end (tiny overrides, quiet offline environment); stdout/stderr captured."""
+    return subprocess.run(
+        train_cmd(tmp_path, data_root, *overrides),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -16,6 +16,7 @@ from hydra.errors import ConfigCompositionException
 
 from ovsnet.models.detector import BACKBONES
 from ovsnet.training import train
+from tests.commands import run_train
 from tests.commands import subprocess_env as _env
 from tests.commands import train_cmd as _train_cmd
 from tests.conftest import CONF_DIR
@@ -209,13 +210,12 @@ def test_killed_run_resumes_from_last_ckpt(tmp_path: Path, synthetic_root: Path)
     killed_at = _ckpt(last)
     done_epochs = killed_at["global_step"] // 2  # 2 batches per epoch; the checkpoint is saved per epoch
     assert done_epochs >= 1
-    result = subprocess.run(
-        _train_cmd(
-            tmp_path, synthetic_root, *common, f"trainer.max_epochs={done_epochs + 2}", f"ckpt_path={last}"
-        ),
-        env=_env(),
-        capture_output=True,
-        text=True,
+    result = run_train(
+        tmp_path,
+        synthetic_root,
+        *common,
+        f"trainer.max_epochs={done_epochs + 2}",
+        f"ckpt_path={last}",
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -226,19 +226,13 @@ def test_killed_run_resumes_from_last_ckpt(tmp_path: Path, synthetic_root: Path)
 @pytest.mark.slow
 def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path, synthetic_root: Path) -> None:
     dump = tmp_path / "weights"
-    result = subprocess.run(
-        _train_cmd(
-            tmp_path,
-            synthetic_root,
-            "trainer=ddp_sim",
-            "trainer.limit_val_batches=0",
-            "optimized_metric=null",
-            f"+callbacks.dump={{_target_: rank_weights.DumpWeights, out: '{dump}'}}",
-        ),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_train(
+        tmp_path,
+        synthetic_root,
+        "trainer=ddp_sim",
+        "trainer.limit_val_batches=0",
+        "optimized_metric=null",
+        f"+callbacks.dump={{_target_: rank_weights.DumpWeights, out: '{dump}'}}",
     )
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [torch.load(dump / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
@@ -254,19 +248,13 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path, synthetic_root: P
 
 @pytest.mark.slow
 def test_two_value_multirun(tmp_path: Path, synthetic_root: Path) -> None:
-    result = subprocess.run(
-        _train_cmd(
-            tmp_path,
-            synthetic_root,
-            "-m",
-            "model.lambda_refine=1.0,1.3",
-            "trainer.limit_val_batches=1",
-            "paths.output_dir=${hydra:runtime.output_dir}",
-        ),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_train(
+        tmp_path,
+        synthetic_root,
+        "-m",
+        "model.lambda_refine=1.0,1.3",
+        "trainer.limit_val_batches=1",
+        "paths.output_dir=${hydra:runtime.output_dir}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p for p in (tmp_path / "multirun").iterdir() if p.is_dir() and p.name.isdigit())
@@ -282,13 +270,7 @@ def test_two_value_multirun(tmp_path: Path, synthetic_root: Path) -> None:
 
 @pytest.mark.slow
 def test_wandb_offline_run_folder_holds_the_metrics(tmp_path: Path, synthetic_root: Path) -> None:
-    result = subprocess.run(
-        _train_cmd(tmp_path, synthetic_root, "logger=many"),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_train(tmp_path, synthetic_root, "logger=many")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "out/wandb").glob("offline-run-*"))
     assert len(runs) == 1, "W&B must run offline (syncable later) when no API key is set"

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ovsnet.lightning.guards import DivergenceGuard, LastCheckpoint, TrainingDiverged
 from ovsnet.training import RESULT_FILE, SWEEP_SUMMARY, optimized_metric_value, train
-from tests.commands import subprocess_env as _env
-from tests.commands import train_cmd as _train_cmd
+from tests.commands import run_train
 
 
 def _ckpt(path: Path) -> dict:
@@ -212,20 +210,14 @@ def test_lr_1e6_run_diverges_in_process(compose_train, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- train.py (subprocess)
 @pytest.mark.slow
 def test_train_py_divergence_is_one_line_and_exit_code_2(tmp_path: Path, synthetic_root: Path) -> None:
-    result = subprocess.run(
-        _train_cmd(
-            tmp_path,
-            synthetic_root,
-            "model.optimizer.lr=1e6",
-            "trainer.max_steps=9",
-            "trainer.max_epochs=5",
-            "trainer.limit_train_batches=null",
-            "trainer.limit_val_batches=0",
-        ),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_train(
+        tmp_path,
+        synthetic_root,
+        "model.optimizer.lr=1e6",
+        "trainer.max_steps=9",
+        "trainer.max_epochs=5",
+        "trainer.limit_train_batches=null",
+        "trainer.limit_val_batches=0",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
@@ -241,19 +233,13 @@ def test_short_multirun_exits_0_with_both_metrics_in_the_summary(
     tmp_path: Path, synthetic_root: Path
 ) -> None:
     """Two 2-step jobs that never validate during fit: both get val/loss, and the sweep summary lists them."""
-    result = subprocess.run(
-        _train_cmd(
-            tmp_path,
-            synthetic_root,
-            "-m",
-            "model.lambda_refine=1.0,1.3",
-            "trainer.check_val_every_n_epoch=5",
-            "paths.output_dir=${hydra:runtime.output_dir}",
-        ),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_train(
+        tmp_path,
+        synthetic_root,
+        "-m",
+        "model.lambda_refine=1.0,1.3",
+        "trainer.check_val_every_n_epoch=5",
+        "paths.output_dir=${hydra:runtime.output_dir}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "multirun" / f"{SWEEP_SUMMARY}.csv") as f:
