@@ -17,12 +17,14 @@ def train_cmd(tmp_path: Path, data_root: Path, *overrides: str) -> list[str]:
 
 
 def subprocess_env() -> dict[str, str]:
+    """A quiet, offline environment for ``train.py`` / ``evaluate.py`` subprocesses (1 OpenMP thread)."""
     env = dict(
         os.environ,
         PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
         WANDB_MODE="offline",
         OMP_NUM_THREADS="1",
         PYTHONUNBUFFERED="1",
+        PROJECT_ROOT=str(ROOT),
     )
     env.pop("WANDB_API_KEY", None)
     return env

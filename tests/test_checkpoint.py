@@ -36,6 +36,7 @@ from ovsnet.models.checkpoint import (
     strip_prefix,
 )
 from ovsnet.models.ovsnet import build_ovsnet
+from tests.commands import subprocess_env
 from tests.tiny_models import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,7 +234,7 @@ def test_video_cli_refuses_and_names_its_flag(
 def test_evaluate_py_names_a_truncated_checkpoint(tmp_path: Path, lightning_ckpt: Path) -> None:
     path = _truncated(tmp_path, lightning_ckpt)
     out = tmp_path / "run"
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PROJECT_ROOT": str(ROOT)}
+    env = subprocess_env()
     proc = subprocess.run(
         [
             sys.executable,

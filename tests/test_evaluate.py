@@ -7,7 +7,6 @@ frames at 64x80) with a tiny random-weight checkpoint saved like an OVSNetModule
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from PIL import Image
 from pytorch_lightning.loggers import CSVLogger
 
 from ovsnet.cli import sweep_summary
-from ovsnet.cli.sweep_summary import summarize_sweep, swept_keys
+from ovsnet.cli.sweep_summary import summarize_sweep
 from ovsnet.data.davis import load_davis
 from ovsnet.data.io import DataError, read_label_map
 from ovsnet.evaluation import SUMMARY_FILE, run_evaluation
@@ -36,6 +35,8 @@ from ovsnet.inference.flow import ZeroFlow, warp
 from ovsnet.metrics.davis import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS
 from ovsnet.models.checkpoint import CheckpointError
 from ovsnet.training import compose_config
+from ovsnet.utils import swept_keys
+from tests.commands import subprocess_env
 from tests.tiny_models import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -313,7 +314,7 @@ def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path,
         for o in _overrides(tmp_path / "unused", data_root, ckpt)
         if not o.startswith(("paths.output_dir", "hydra.run.dir"))
     ]
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PROJECT_ROOT": str(ROOT)}
+    env = subprocess_env()
     proc = subprocess.run(
         [
             sys.executable,
@@ -455,7 +456,7 @@ def test_evaluate_py_reports_bad_input_in_one_line(tmp_path: Path, data_root: Pa
     seq = load_davis(broken, 2017, "val")[0]
     frame = seq.frame_paths[2]
     frame.write_bytes(frame.read_bytes()[:200])
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PROJECT_ROOT": str(ROOT)}
+    env = subprocess_env()
     env.pop("HYDRA_FULL_ERROR", None)
     cases = [
         ((f"ckpt_path={tmp_path / 'nope.ckpt'}",), "nope.ckpt"),

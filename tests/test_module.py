@@ -14,16 +14,7 @@ from torch.utils.data import DataLoader
 
 from ovsnet.lightning.module import OVSNetModule
 from ovsnet.models.checkpoint import CheckpointError
-
-LOSS_KEYS = (
-    "loss_classifier",
-    "loss_box_reg",
-    "loss_mask",
-    "loss_objectness",
-    "loss_rpn_box_reg",
-    "loss_reid",
-    "loss_refine",
-)
+from tests.tiny_models import LOSS_KEYS
 
 
 class ScriptedNet(nn.Module):

@@ -162,3 +162,15 @@ class FakeModel:
     ) -> torch.Tensor:
         self.refine_image_sizes.append(len(boxes))
         return image_probs
+
+
+# the loss dict of OVSNet's training forward: torchvision's five Mask R-CNN losses plus Re-ID and MGA
+LOSS_KEYS = (
+    "loss_classifier",
+    "loss_box_reg",
+    "loss_mask",
+    "loss_objectness",
+    "loss_rpn_box_reg",
+    "loss_reid",
+    "loss_refine",
+)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from ovsnet.utils import write_json_atomic
+from ovsnet.utils import job_overrides, swept_keys, write_json_atomic
 
 __all__ = [
     "CONF_DIR",
@@ -332,10 +332,7 @@ class TrainSweepSummaryCallback(HydraCallback):
         task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
         # the keys that vary (sweep overrides, sweeper params); all overrides when none is recognisable
         try:
-            from hydra.core.override_parser.overrides_parser import OverridesParser
-
-            parsed = OverridesParser.create().parse_overrides(task)
-            swept = sorted({o.key_or_group for o in parsed if o.is_sweep_override()}) or None
+            swept = sorted(set(swept_keys(task))) or None
         except Exception:  # noqa: BLE001 - only the summary's column choice depends on it
             swept = None
         params = OmegaConf.select(config, "hydra.sweeper.params")
@@ -356,8 +353,7 @@ def _job_context() -> tuple[str | None, list[str], bool]:
     if not HydraConfig.initialized():
         return None, [], False
     hc = HydraConfig.get()
-    overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
-    return str(hc.runtime.output_dir), overrides, hc.mode == RunMode.MULTIRUN
+    return str(hc.runtime.output_dir), job_overrides(), hc.mode == RunMode.MULTIRUN
 
 
 def _resume_hint(cfg: DictConfig) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +94,21 @@ def autocast_dtype(
         log.warning("precision %s is not supported on the CPU; running in float32", precision)
         return None
     return torch.float16
+
+
+def job_overrides() -> list[str]:
+    """The running Hydra job's command-line overrides ([] outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)]
+
+
+def swept_keys(overrides: Sequence[str]) -> list[str]:
+    """Keys swept by Hydra multirun overrides (``a=1,2``, ``range(...)``, ``choice(...)``, group lists),
+    without their ``+``/``~`` prefix."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+    return [o.key_or_group.lstrip("+~") for o in parsed if o.is_sweep_override()]

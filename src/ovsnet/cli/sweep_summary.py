@@ -24,9 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from ovsnet.data.io import atomic_path
 from ovsnet.evaluation import SUMMARY_FILE
 from ovsnet.inference.cascade import PATHS
-from ovsnet.utils import plain
+from ovsnet.utils import plain, swept_keys
 
-__all__ = ["SweepSummaryCallback", "main", "summarize_sweep", "swept_keys"]
+__all__ = ["SweepSummaryCallback", "main", "summarize_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,6 @@ _SYMBOLS = {"rho_reid": "ρ_reid", "rho_iou": "ρ_iou", "reid_fraction": "reid f
 
 def _strip_key(key: str) -> str:
     return key.lstrip("+~")
-
-
-def swept_keys(overrides: Sequence[str]) -> list[str]:
-    """Keys swept by Hydra multirun overrides (``a=1,2``, ``range(...)``, ``choice(...)``, group lists)."""
-    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
-    return [_strip_key(o.key_or_group) for o in parsed if o.is_sweep_override()]
 
 
 def _override_values(overrides: Sequence[str]) -> dict[str, str]:

@@ -27,11 +27,18 @@ from ovsnet.data.io import DataError
 from ovsnet.data.loading import select_sequences, split_sequences
 from ovsnet.evaluation.model import check_model_source, load_model_from_config
 from ovsnet.evaluation.scoring import baseline_scores, check_baselines, scorable, score, summarize_results
-from ovsnet.evaluation.settings import job_overrides, make_flow, resolved_cascade_config
+from ovsnet.evaluation.settings import make_flow, resolved_cascade_config
 from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.segmenter import VideoSegmenter
-from ovsnet.utils import autocast_dtype, plain, remove_stale_temporaries, resolve_device, write_json_atomic
+from ovsnet.utils import (
+    autocast_dtype,
+    job_overrides,
+    plain,
+    remove_stale_temporaries,
+    resolve_device,
+    write_json_atomic,
+)
 from ovsnet.utils_logging import contact_sheet_of, log_image, log_table
 
 __all__ = ["RUN_MARKER", "SUMMARY_FILE", "make_segmenter_factory", "run_evaluation", "run_video"]

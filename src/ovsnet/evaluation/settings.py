@@ -1,8 +1,8 @@
 """Inference settings as a typed Hydra config: ``conf/inference/*.yaml`` on the :class:`InferenceConfig` schema.
 
 The schema is :class:`~ovsnet.inference.cascade.CascadeConfig` plus the preset's ``name`` and its ``flow``
-(an option of the ``inference/flow`` group: a ``_target_`` estimator Hydra instantiates), registered in Hydra's ConfigStore as
-``inference/schema``; every preset starts from it, so a wrong type (``inference.rho_reid=abc``) or an
+(an option of the ``inference/flow`` group: a ``_target_`` estimator Hydra instantiates), registered in
+Hydra's ConfigStore as ``schema/inference/cascade``; every preset starts from it, so a wrong type (``inference.rho_reid=abc``) or an
 unknown key fails when the config is composed, naming the key. A checkpoint's stored
 ``inference_settings`` (calibrated for its model) replace the preset's values, except the keys the user
 set on the command line.
@@ -21,19 +21,18 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.flow import FlowEstimator
 from ovsnet.models.checkpoint import read_hyperparameters
-from ovsnet.utils import plain
+from ovsnet.utils import job_overrides, plain
 
 __all__ = [
     "DEFAULT_FLOW",
     "InferenceConfig",
     "cascade_config",
     "explicit_inference_keys",
-    "job_overrides",
     "make_flow",
     "register_configs",
     "stored_inference_settings",
@@ -107,15 +106,6 @@ def explicit_inference_keys(overrides: Sequence[str]) -> set[str]:
         if name.startswith("inference."):
             keys.add(name[len("inference.") :].split(".", 1)[0])
     return keys
-
-
-def job_overrides() -> list[str]:
-    """The running Hydra job's command-line overrides ([] outside a Hydra app)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)]
 
 
 def stored_inference_settings(ckpt_path: str | os.PathLike | None, trust: bool = False) -> dict[str, Any]:

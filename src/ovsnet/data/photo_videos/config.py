@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ovsnet.data.io import DataError
+from ovsnet.data.synthetic.config import range_pair
 
 #: Shape families: articulated bodies, branching thin shapes, outlines with holes, crescents, toy stars.
 KINDS: tuple[str, ...] = ("limbs", "branch", "holes", "crescent", "star")
@@ -51,14 +52,8 @@ class PhotoConfig:
 
     def __post_init__(self) -> None:
         for name in _PAIR_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-                raise DataError(f"PhotoConfig.{name} must be a (low, high) pair, got {value!r}")
-            cast = int if name in ("limbs", "holes") else float
-            low, high = cast(value[0]), cast(value[1])
-            if not 0 < low <= high:
-                raise DataError(f"PhotoConfig.{name} must satisfy 0 < low <= high, got {value!r}")
-            setattr(self, name, (low, high))
+            integer = name in ("limbs", "holes")
+            setattr(self, name, range_pair("PhotoConfig", name, getattr(self, name), integer, positive=True))
         if not 2 <= self.limbs[0] <= self.limbs[1] <= 4:
             raise DataError(f"PhotoConfig.limbs must lie in 2..4, got {self.limbs}")
         if self.holes[1] > 3:

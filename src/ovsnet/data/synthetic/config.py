@@ -46,6 +46,22 @@ _FRACTION_FIELDS = (
 )
 
 
+def range_pair(
+    owner: str, name: str, value: Any, integer: bool, positive: bool
+) -> tuple[int, int] | tuple[float, float]:
+    """A config's ``(low, high)`` range, cast to int or float and checked: ``0 <= low <= high``, or
+    ``0 < low <= high`` when ``positive``; anything else is a :class:`DataError` naming ``owner.name``."""
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise DataError(f"{owner}.{name} must be a (low, high) pair, got {value!r}")
+    cast = int if integer else float
+    low, high = cast(value[0]), cast(value[1])
+    if positive and not 0 < low <= high:
+        raise DataError(f"{owner}.{name} must satisfy 0 < low <= high, got {value!r}")
+    if not positive and (low > high or low < 0):
+        raise DataError(f"{owner}.{name} must satisfy 0 <= low <= high, got {value!r}")
+    return low, high
+
+
 @dataclass
 class SyntheticConfig:
     """Every knob of the scene generator; ranges are ``(low, high)`` and sampled uniformly per video/object.
@@ -118,14 +134,10 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         for name in _RANGE_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-                raise DataError(f"SyntheticConfig.{name} must be a (low, high) pair, got {value!r}")
-            cast = int if name in ("lobes", "key_spacing") else float
-            low, high = cast(value[0]), cast(value[1])
-            if low > high or low < 0:
-                raise DataError(f"SyntheticConfig.{name} must satisfy 0 <= low <= high, got {value!r}")
-            setattr(self, name, (low, high))
+            integer = name in ("lobes", "key_spacing")
+            setattr(
+                self, name, range_pair("SyntheticConfig", name, getattr(self, name), integer, positive=False)
+            )
         for name in _FRACTION_FIELDS:
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0:
