@@ -43,7 +43,9 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.zeros_like(inter))
 
 
-def _run(templates, cands, embs, banks, states=None, guarded: bool = False, **cfg) -> list[Decision]:
+def _run(
+    templates, cands, embs, banks, states=None, guarded: bool = False, alive: bool = True, **cfg
+) -> list[Decision]:
     """The paper's rules unless ``guarded`` (the library's default guards on the IoU path and absence);
     candidates are given as masks and their pixel IoUs with the templates go to ``associate``."""
     states = states or [TrackState() for _ in banks]
@@ -56,6 +58,7 @@ def _run(templates, cands, embs, banks, states=None, guarded: bool = False, **cf
         banks,
         states,
         CascadeConfig(**{**({} if guarded else PAPER_RULES), **cfg}),
+        alive,
     )
 
 
@@ -102,7 +105,7 @@ def test_associate_takes_the_iou_matrix() -> None:
     template, bank = torch.stack([_box(0, 0)]), [_bank([0.0])]
     d = associate(template, iou, None, bank, [TrackState()], CascadeConfig())
     assert d[0].path == "iou" and d[0].candidate == 1 and d[0].iou == pytest.approx(0.85)
-    assert d[0].reid_distance is None and d[0].flow_area is None  # not what decided this path
+    assert d[0].reid_distance is None and d[0].flow_area == 36.0  # the warped area, not what decided
     with pytest.raises(ValueError, match="IoU matrix"):
         associate(template, iou.T, None, bank, [TrackState()], CascadeConfig())
     with pytest.raises(ValueError, match="2 embeddings for 3 candidates"):
@@ -224,7 +227,82 @@ def test_absence_needs_evidence_by_default() -> None:
     assert _run([torch.zeros(H, W)], [], emb, [_bank([0.0])], states=streak, guarded=True)[0].path == "absent"
 
 
-@pytest.mark.parametrize("key,value", [("switch_iou", 1.5), ("mga_min_iou", -0.1), ("max_flow_streak", -1)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("switch_iou", 1.5),
+        ("mga_min_iou", -0.1),
+        ("max_flow_streak", -1),
+        ("max_unsupported_streak", -1),
+        ("support_iou", 1.5),
+        ("implausible_growth", 0.5),
+    ],
+)
 def test_guard_settings_are_checked(key: str, value: float) -> None:
     with pytest.raises(ValueError, match=key):
         CascadeConfig(**{key: value})
+
+
+def _unsupported(streak: int, ref_area: float | None) -> list[TrackState]:
+    return [TrackState(present=True, flow_streak=streak, unsupported_streak=streak, ref_area=ref_area)]
+
+
+def test_unsupported_warped_mask_leaves_only_when_it_looks_like_flow_failure() -> None:
+    """No candidate overlaps the warped mask for more than max_unsupported_streak frames: absent only if the
+    mask also changed size since it was last supported, or shrinks against the frame border."""
+    emb, bank = torch.tensor([[9.0, 9.0]]), [_bank([0.0, 0.0])]
+    middle, border = _box(7, 7), _box(0, 7)  # 36 pixels each
+    elsewhere = [_box(15, 15, 4)]  # the detector works, but sees nothing where the warped mask is
+
+    def path(template: torch.Tensor, states: list[TrackState], cands=elsewhere, **cfg: object) -> str:
+        return _run([template], cands, emb[: len(cands)], bank, states=states, guarded=True, **cfg)[0].path
+
+    assert path(middle, _unsupported(2, 36.0)) == "flow"  # same size, in the frame: a missed detection
+    assert path(middle, _unsupported(2, 12.0)) == "absent"  # grew 3x: smeared over the background
+    assert path(middle, _unsupported(2, 100.0)) == "absent"  # shrank to a third
+    assert path(middle, _unsupported(1, 12.0)) == "flow"  # the second unsupported frame: not yet
+    assert path(border, _unsupported(2, 40.0)) == "absent"  # shrinking against the border: it left
+    assert path(border, _unsupported(2, 30.0)) == "flow"  # growing at the border: entering, kept
+    assert path(middle, _unsupported(2, 36.0), implausible_growth=None) == "absent"  # the detector alone
+    assert path(middle, _unsupported(2, 12.0), cands=[]) == "absent"  # an empty frame: the object left
+    # ... unless this detector has never returned a candidate in the video: then it says nothing
+    assert (
+        _run([middle], [], emb[:0], bank, _unsupported(2, 12.0), guarded=True, alive=False)[0].path == "flow"
+    )
+    assert path(border, _unsupported(2, None)) == "absent"  # no reference yet: the border alone
+    assert path(middle, _unsupported(2, None)) == "flow"
+    assert path(middle, _unsupported(2, 12.0), max_unsupported_streak=None) == "flow"  # rule off
+    assert path(middle, _unsupported(2, 12.0), **PAPER_RULES) == "flow"
+
+
+def test_an_overlapping_candidate_supports_the_warped_mask_without_replacing_it() -> None:
+    emb, bank = torch.zeros(1, 2), [_bank([9.0, 9.0])]  # far embedding: no IoU or Re-ID path
+    state = _unsupported(5, 12.0)
+    d = _run([_box(7, 7)], [_box(9, 9)], emb, bank, states=state, guarded=True)[0]
+    assert d.path == "flow" and d.support == pytest.approx(16 / 56)
+    d = _run([_box(7, 7)], [_box(9, 9)], emb, bank, states=state, guarded=True, support_iou=0.5)[0]
+    assert d.path == "absent"
+
+
+def test_a_candidate_taken_by_another_object_supports_nobody_else() -> None:
+    """Object 0 takes the candidate on the IoU path; object 1's smeared mask overlapping it stays unsupported."""
+    near = torch.tensor([[0.1, 0.0]])
+    banks = [_bank([0.0, 0.0]), _bank([5.0, 5.0])]
+    smear = torch.zeros(H, W)
+    smear[5:15, 5:15] = 1.0
+    states = [TrackState(), *_unsupported(2, 20.0)]
+    d = _run([_box(7, 7), smear], [_box(7, 7)], near, banks, states=states, guarded=True)
+    assert [x.path for x in d] == ["iou", "absent"]
+
+
+def test_update_state_counts_unsupported_frames_and_keeps_the_last_supported_area() -> None:
+    state = update_state(TrackState(), Decision("flow", flow_area=36.0, support=0.6), 0.1)
+    assert (state.unsupported_streak, state.ref_area) == (0, 36.0)
+    for area in (50.0, 70.0):
+        state = update_state(state, Decision("flow", flow_area=area, support=0.0), 0.1)
+    assert (state.unsupported_streak, state.ref_area, state.flow_streak) == (2, 36.0, 3)
+    state = update_state(state, Decision("flow", flow_area=80.0, support=0.3), 0.1)
+    assert (state.unsupported_streak, state.ref_area) == (0, 80.0)
+    assert update_state(state, Decision("reid", 0), 0.1) == TrackState()  # back, maybe at another size
+    assert update_state(state, Decision("iou", 0, flow_area=90.0), 0.1) == TrackState(ref_area=90.0)
+    assert update_state(TrackState(), Decision("flow", flow_area=36.0, support=0.0), 0.1).ref_area == 36.0

@@ -247,3 +247,20 @@ def test_a_model_without_the_protocol_is_refused_at_construction() -> None:
 
     with pytest.raises(TypeError, match="SegmenterModel"):
         VideoSegmenter(OldModel())
+
+
+def test_an_object_the_detector_stops_seeing_leaves_and_returns_through_reid() -> None:
+    """Object 2 is seen in frame 1, then hidden for frames 2-5: nothing overlaps its warped mask. With the
+    detector's word alone (``implausible_growth=None``) it is absent after ``max_unsupported_streak`` frames,
+    its mask gone, and the Re-ID path brings it back when it reappears. A detector that has found nothing
+    in the video says nothing: the object stays on the flow path (the floor)."""
+    frames, labels = make_video(num_frames=8, hidden={t: {2} for t in range(2, 6)})
+    seg = VideoSegmenter(FakeModel(), config=CascadeConfig(implausible_growth=None))
+    outputs = _run(seg, frames, labels[0])
+    assert [d[2] for d in seg.decisions] == ["iou", "flow", "flow", "absent", "absent", "reid", "iou"]
+    assert not (outputs[4] == 2).any() and _iou(outputs[5] == 2, labels[6] == 2) > 0.8
+    assert all(d[1] != "absent" for d in seg.decisions)  # object 1, always detected, stays
+    blind = FakeModel(blind_calls=set(range(1, 9)))
+    seg = VideoSegmenter(blind, config=CascadeConfig(implausible_growth=None))
+    _run(seg, frames, labels[0])  # no candidate in any frame
+    assert all(d[2] == "flow" for d in seg.decisions)

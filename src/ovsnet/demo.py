@@ -1,8 +1,10 @@
 """``make demo`` / ``python -m ovsnet.demo``: the whole job on the embedded synthetic videos, on the CPU.
 
-1. generate synthetic DAVIS-layout videos (objects that deform, occlude each other, leave and re-enter);
-2. train the ``demo`` experiment (tiny ResNet-18 OVS-Net from scratch, a fixed time budget) in the paper's two
-   stages: Mask R-CNN + Re-ID, then + MGA from that checkpoint;
+1. generate photo-realistic DAVIS-layout videos (real photographs as backgrounds and textures, articulated
+   objects that occlude each other, leave and re-enter; validation photos never seen in training);
+2. train the ``demo_photo`` experiment (OVS-Net on an ImageNet-pretrained EfficientNet-Lite0-FPN, a fixed time
+   budget) in the paper's two stages: Mask R-CNN + Re-ID, then + MGA from that checkpoint
+   (``--experiment demo``: the toy videos and a tiny ResNet-18 from scratch);
 3. segment the validation videos online in one pass and score them with the official-protocol metrics (and
    again with MGA and with Re-ID switched off, to show what each adds), beside the model-free baselines
    (copy the first mask; propagate it with optical flow) on the same videos;
@@ -57,13 +59,19 @@ def _experiment(name: str) -> tuple[str, str]:
     return EXPERIMENTS[name]
 
 
-def train_stage(out: Path, stage: str, minutes: float, extra: list[str], experiment: str = "demo") -> Path:
+# what `make demo` trains and scores
+DEFAULT_EXPERIMENT = "demo_photo"
+
+
+def train_stage(
+    out: Path, stage: str, minutes: float, extra: list[str], experiment: str = DEFAULT_EXPERIMENT
+) -> Path:
     """Train the demo experiment for ``minutes`` under ``out/stage``; returns the last checkpoint."""
     budget = time.strftime("%H:%M:%S", time.gmtime(max(minutes, 0.05) * 60))
     return stages.train_stage(out, stage, [f"trainer.max_time=00:{budget}", *extra], experiment)[0]
 
 
-def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = "demo") -> Path:
+def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = DEFAULT_EXPERIMENT) -> Path:
     """Run :data:`STAGES` in order, each from the previous one's checkpoint; returns the final checkpoint."""
     ckpt: Path | None = None
     for index, (stage, share, overrides) in enumerate(STAGES, start=1):
@@ -86,7 +94,7 @@ SCORE_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recal
 
 
 def evaluate_stage(
-    out: Path, ckpt: Path, extra: list[str], stage: str = "evaluate", experiment: str = "demo"
+    out: Path, ckpt: Path, extra: list[str], stage: str = "evaluate", experiment: str = DEFAULT_EXPERIMENT
 ) -> dict:
     """Segment and score the synthetic validation videos with the trained checkpoint."""
     data_group, folder = _experiment(experiment)
@@ -99,7 +107,7 @@ def evaluate_stage(
     return stages.evaluate_stage(out, stage, ckpt, overrides)
 
 
-def write_videos(out: Path, summary: dict, experiment: str = "demo") -> list[Path]:
+def write_videos(out: Path, summary: dict, experiment: str = DEFAULT_EXPERIMENT) -> list[Path]:
     """Overlay video and path timeline per validation sequence (from the written results)."""
     from ovsnet.data.io import read_label_map
     from ovsnet.data.loading import load_sequences
@@ -159,7 +167,7 @@ def run_demo(
     minutes: float,
     train_overrides: list[str],
     eval_overrides: list[str],
-    experiment: str = "demo",
+    experiment: str = DEFAULT_EXPERIMENT,
 ) -> dict:
     start = time.perf_counter()
     out = out.resolve()
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--minutes", type=float, default=9.0, help="training time budget")
     parser.add_argument(
         "--experiment",
-        default="demo",
+        default=DEFAULT_EXPERIMENT,
         choices=sorted(EXPERIMENTS),
         help="demo: toy videos, ResNet-18 from scratch; demo_photo: photo videos, pretrained EfficientNet-Lite0",
     )

@@ -16,14 +16,20 @@ paper's rules (``inference=paper`` restores them exactly):
 - ``reid_lost_only``: the Re-ID path retrieves lost objects; an object still followed by flow is not moved
   to a look-alike elsewhere;
 - ``mga_min_iou``: MGA's refinement is kept only where it agrees with the mask it refines (the segmenter);
-- ``max_flow_streak=None``: an object leaves only with evidence (its warped mask left the frame or
-  vanished), never because the detector missed it for a number of frames.
+- ``max_flow_streak=None``: an object does not leave because no detection *replaced* its warped mask for a
+  number of frames (the paper's rule: a weak detector then loses every object);
+- ``max_unsupported_streak``: instead, an object leaves when no detection even *overlaps* its warped mask
+  (IoU >= ``support_iou``) for that many frames in a row. Flow cannot see an object leave the frame or hide
+  behind another: its warped mask sticks to the border or smears over the background. The detector can:
+  nothing is there. The mask must also look like such a failure (``implausible_growth``), and a frame with
+  no candidate at all counts only once the detector has returned one in the video, so a detector that finds
+  nothing leaves exactly the flow propagation. Once absent, only the Re-ID path brings the object back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -52,6 +58,7 @@ PAPER_RULES: dict[str, object] = {
     "switch_iou": 0.0,
     "iou_reid_check": False,
     "max_flow_streak": 10,
+    "max_unsupported_streak": None,
     "mga_min_iou": 0.0,
     "reid_lost_only": False,
 }
@@ -80,6 +87,13 @@ class CascadeConfig:
     bank_size: int = 64
     bank_policy: str = "fifo"
     reid_distance: str = "mean"  # "mean" | "min" distance to the bank ranks qualifying candidates
+    # flow-path frames in a row with no candidate overlapping the warped mask (IoU >= support_iou) after
+    # which the object is absent; None: never (flow alone keeps it)
+    max_unsupported_streak: int | None = 2
+    support_iou: float = 0.1
+    # ... and only when the warped mask also looks like flow's failure (its area changed by this factor
+    # since it was last supported, or it shrinks against the frame border); None: the detector's word alone
+    implausible_growth: float | None = 1.5
 
     def __post_init__(self) -> None:
         if self.reid_update not in ("iou", "iou+reid", "none"):
@@ -94,13 +108,22 @@ class CascadeConfig:
             raise ValueError(f"CascadeConfig.iou_scale must be in (0, 1], got {self.iou_scale}")
         if not 0.0 <= self.reid_fraction <= 1.0:
             raise ValueError(f"CascadeConfig.reid_fraction must be in [0, 1], got {self.reid_fraction}")
-        for name in ("switch_iou", "mga_min_iou", "rho_iou"):
+        for name in ("switch_iou", "mga_min_iou", "rho_iou", "support_iou"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"CascadeConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.max_flow_streak is not None and self.max_flow_streak < 0:
+        if self.implausible_growth is not None and self.implausible_growth < 1.0:
             raise ValueError(
-                f"CascadeConfig.max_flow_streak must be >= 0 or None, got {self.max_flow_streak}"
+                f"CascadeConfig.implausible_growth must be >= 1 or None, got {self.implausible_growth}"
             )
+        for name in ("max_flow_streak", "max_unsupported_streak"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"CascadeConfig.{name} must be >= 0 or None, got {getattr(self, name)}")
+
+    @property
+    def candidate_iou_floor(self) -> float:
+        """The lowest template-candidate IoU any rule reads (candidates below it may keep IoU 0)."""
+        floor = max(self.rho_iou, self.switch_iou)
+        return min(floor, self.support_iou) if self.max_unsupported_streak is not None else floor
 
 
 @dataclass
@@ -109,6 +132,9 @@ class TrackState:
 
     present: bool = True
     flow_streak: int = 0
+    unsupported_streak: int = 0  # consecutive flow-path frames with no candidate overlapping the warped mask
+    # warped-mask area (cascade pixels) when a candidate last overlapped it (or on the first flow frame)
+    ref_area: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +143,8 @@ class Decision:
 
     Each path is decided on its own measure, kept under its own name (None where that path did not decide):
     ``iou`` with the warped mask (IoU path), ``reid_distance`` to the object's bank (Re-ID path),
-    ``flow_area`` of the warped mask in pixels at the cascade's resolution (Flow path).
+    ``flow_area`` of the warped mask in pixels at the cascade's resolution (Flow and IoU paths) and
+    ``support``, the best IoU of a candidate not taken by another object with that warped mask (Flow path).
     """
 
     path: str
@@ -125,6 +152,7 @@ class Decision:
     iou: float | None = field(default=None, kw_only=True)
     reid_distance: float | None = field(default=None, kw_only=True)
     flow_area: float | None = field(default=None, kw_only=True)
+    support: float | None = field(default=None, kw_only=True)
 
 
 def box_mask_iou(templates: torch.Tensor, boxes: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
@@ -223,13 +251,54 @@ def _reid_path(
         out[objects[r]] = Decision("reid", free[c], reid_distance=float(cost[r, c]))
 
 
-def _flow_or_absent(templates: torch.Tensor, k: int, state: TrackState, config: CascadeConfig) -> Decision:
+def _implausible(mask: torch.Tensor, state: TrackState, config: CascadeConfig) -> bool:
+    """Whether a warped mask looks like one of flow's failures: grown or shrunk by ``implausible_growth``
+    since a candidate last overlapped it (smeared over the background, squeezed behind an occluder), or
+    stuck to the frame border while shrinking (the object left; backward flow keeps its border pixels).
+
+    Without a reference area yet (an object's first flow frame) only the border counts.
+    ``implausible_growth=None``: every unsupported mask counts.
+    """
+    if config.implausible_growth is None:
+        return True
+    border = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    if state.ref_area is None:
+        return border
+    ratio = float(mask.sum()) / max(state.ref_area, 1.0)
+    return (
+        border and ratio < 1.0
+    ) or not 1.0 / config.implausible_growth <= ratio <= config.implausible_growth
+
+
+def _flow_or_absent(
+    templates: torch.Tensor,
+    k: int,
+    state: TrackState,
+    config: CascadeConfig,
+    support: float | None,
+    detector_alive: bool,
+) -> Decision:
+    """Flow path, or absent. ``support`` is None when the frame has no candidate at all: that is evidence
+    only from a detector that has found candidates in this video before (``detector_alive``: the frame is
+    empty because the object left), not from one that never finds anything (the floor: a detector that
+    finds nothing gives exactly flow propagation)."""
     if not config.use_flow or not state.present:
         return Decision("absent")
     if config.max_flow_streak is not None and state.flow_streak + 1 > config.max_flow_streak:
         return Decision("absent")
-    area = float((templates[k] > 0.5).sum())
-    return Decision("flow", flow_area=area) if area >= config.min_flow_area else Decision("absent")
+    mask = templates[k] > 0.5
+    area = float(mask.sum())
+    if area < config.min_flow_area:
+        return Decision("absent")
+    unsupported = state.unsupported_streak + 1 if support is None or support < config.support_iou else 0
+    if (
+        (support is not None or detector_alive)
+        and config.max_unsupported_streak is not None
+        and unsupported > config.max_unsupported_streak
+        and _implausible(mask, state, config)
+    ):
+        return Decision("absent", flow_area=area, support=support)
+    return Decision("flow", flow_area=area, support=support)
 
 
 def associate(
@@ -239,6 +308,7 @@ def associate(
     banks: Sequence[ReIDBank],
     states: Sequence[TrackState],
     config: CascadeConfig,
+    detector_alive: bool = True,
 ) -> list[Decision]:
     """Decide per object: IoU path, else Re-ID path, else Flow path, else absent.
 
@@ -246,6 +316,8 @@ def associate(
     ``iou`` (K,N) holds the template-candidate IoUs (``box_mask_iou``) of the N candidates, which the caller
     has already filtered (``min_candidate_score``); ``candidate_embeddings`` (N,D) their Re-ID embeddings.
     Absent objects take part only in the Re-ID path: once lost, only appearance can bring them back.
+    ``detector_alive``: whether the detector has returned any candidate in this video so far (a frame with
+    none is then evidence that the objects left, see ``max_unsupported_streak``).
     """
     num_objects = templates.shape[0]
     if not len(banks) == len(states) == num_objects:
@@ -263,19 +335,41 @@ def associate(
     out: dict[int, Decision] = {}
     present = [k for k in range(num_objects) if states[k].present]
     _iou_path(iou_np, present, free, config, out, candidate_embeddings, banks)
+    for k, d in out.items():  # the warped mask's area, the reference for the absence rule
+        out[k] = replace(d, flow_area=float((templates[k] > 0.5).sum()))
     taken = {d.candidate for d in out.values()}
     free = [i for i in free if i not in taken]
     retrieve = [k for k in range(num_objects) if k not in out]
     if config.reid_lost_only:
         retrieve = [k for k in retrieve if not states[k].present or not bool((templates[k] > 0.5).any())]
     _reid_path(candidate_embeddings, banks, retrieve, free, config, out)
+    free = [i for i in free if i not in {d.candidate for d in out.values()}]
+    support = iou_np[:, free].max(axis=1) if free else np.zeros(num_objects)
+    blind = iou_np.shape[1] == 0
     return [
-        out[k] if k in out else _flow_or_absent(templates, k, states[k], config) for k in range(num_objects)
+        out[k]
+        if k in out
+        else _flow_or_absent(
+            templates, k, states[k], config, None if blind else float(support[k]), detector_alive
+        )
+        for k in range(num_objects)
     ]
 
 
-def update_state(state: TrackState, decision: Decision) -> TrackState:
-    """Track state after a decision: a flow streak counts consecutive flow-path frames."""
+def update_state(state: TrackState, decision: Decision, support_iou: float = 0.2) -> TrackState:
+    """Track state after a decision: a flow streak counts consecutive flow-path frames, the unsupported
+    streak those of them with no overlapping candidate (``support`` below ``support_iou`` or no candidate
+    at all); ``ref_area`` is the warped mask's area when a candidate last overlapped it, or on the first
+    flow frame (an IoU-path frame counts; forgotten when the object is lost or comes back through Re-ID,
+    possibly at another size)."""
     if decision.path == "flow":
-        return TrackState(present=True, flow_streak=state.flow_streak + 1)
-    return TrackState(present=decision.path != "absent", flow_streak=0)
+        supported = decision.support is not None and decision.support >= support_iou
+        return TrackState(
+            present=True,
+            flow_streak=state.flow_streak + 1,
+            unsupported_streak=0 if supported else state.unsupported_streak + 1,
+            ref_area=decision.flow_area if supported or state.ref_area is None else state.ref_area,
+        )
+    if decision.path == "iou":
+        return TrackState(ref_area=decision.flow_area)
+    return TrackState(present=decision.path != "absent")

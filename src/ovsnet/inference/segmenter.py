@@ -85,6 +85,9 @@ class VideoSegmenter:
         self.object_ids: list[int] = []
         self._banks: list[ReIDBank] = []
         self._states: list[TrackState] = []
+        # whether the detector has returned a usable candidate in this video (first frame included): only
+        # then is a frame without any candidate evidence that objects left (see CascadeConfig)
+        self._detector_alive = False
         self._prev_frame: np.ndarray | None = None
         self._prev_labels: torch.Tensor | None = None  # (H, W) uint8 on the device
         self._last_features: Any = None
@@ -176,8 +179,9 @@ class VideoSegmenter:
         ids = self._check_labels(frame, label_map, "first-frame mask")
         self._size = frame.shape[:2]
         with self._timed("detect"):
-            features = self._detect(frame).features
-        self._register(frame, label_map, ids, features)
+            det = self._detect(frame)
+        self._detector_alive = bool((det.scores >= self.config.min_candidate_score).any())
+        self._register(frame, label_map, ids, det.features)
         self.frame_index = 0
 
     @torch.inference_mode()
@@ -265,7 +269,10 @@ class VideoSegmenter:
             "embeddings": det.embeddings[keep] if det.embeddings is not None else None,
         }
         iou = self._candidate_ious(cand, templates)
-        decisions = associate(templates, iou, cand["embeddings"], self._banks, self._states, self.config)
+        self._detector_alive |= bool(keep.any())
+        decisions = associate(
+            templates, iou, cand["embeddings"], self._banks, self._states, self.config, self._detector_alive
+        )
         return cand, decisions
 
     def _candidate_ious(self, cand: dict[str, Any], templates: torch.Tensor) -> torch.Tensor:
@@ -280,7 +287,7 @@ class VideoSegmenter:
         iou = templates.new_zeros((templates.shape[0], len(cand["boxes"])), dtype=torch.float32)
         binary = templates > 0.5
         live = [k for k, st in enumerate(self._states) if st.present and bool(binary[k].any())]
-        threshold = max(self.config.rho_iou, self.config.switch_iou)
+        threshold = self.config.candidate_iou_floor
         if not len(cand["boxes"]) or not live:
             return iou
         small = self._small_size()
@@ -351,6 +358,6 @@ class VideoSegmenter:
                 self._banks[k].add(cand["embeddings"][d.candidate].float())
             if d.path == "absent" and self._states[k].present:
                 logger.debug("object %d lost at frame %d", self.object_ids[k], self.frame_index + 1)
-            self._states[k] = update_state(self._states[k], d)
+            self._states[k] = update_state(self._states[k], d, self.config.support_iou)
             self.path_counts[d.path] += 1
         self.decisions.append({obj: d.path for obj, d in zip(self.object_ids, decisions, strict=True)})
