@@ -90,10 +90,10 @@ class CascadeConfig:
     # flow-path frames in a row with no candidate overlapping the warped mask (IoU >= support_iou) after
     # which the object is absent; None: never (flow alone keeps it)
     max_unsupported_streak: int | None = 2
-    support_iou: float = 0.1
+    support_iou: float = 0.05
     # ... and only when the warped mask also looks like flow's failure (its area changed by this factor
     # since it was last supported, or it shrinks against the frame border); None: the detector's word alone
-    implausible_growth: float | None = 1.5
+    implausible_growth: float | None = 2.0
 
     def __post_init__(self) -> None:
         if self.reid_update not in ("iou", "iou+reid", "none"):
@@ -356,7 +356,7 @@ def associate(
     ]
 
 
-def update_state(state: TrackState, decision: Decision, support_iou: float = 0.2) -> TrackState:
+def update_state(state: TrackState, decision: Decision, support_iou: float = 0.05) -> TrackState:
     """Track state after a decision: a flow streak counts consecutive flow-path frames, the unsupported
     streak those of them with no overlapping candidate (``support`` below ``support_iou`` or no candidate
     at all); ``ref_area`` is the warped mask's area when a candidate last overlapped it, or on the first
