@@ -29,7 +29,7 @@ paper's rules (``inference=paper`` restores them exactly):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -216,7 +216,9 @@ def _iou_path(
     out: dict[int, Decision],
     embeddings: torch.Tensor | None = None,
     banks: Sequence[ReIDBank] | None = None,
+    areas: np.ndarray | None = None,
 ) -> None:
+    """``areas``: the warped masks' areas, kept on the decisions (the absence rule's reference)."""
     if not objects or not free:
         return
     sub = iou[np.ix_(objects, free)]
@@ -228,7 +230,8 @@ def _iou_path(
                 qualifies, _ = reid_scores(banks[k], embeddings[[free[c] for c in cols]], config)
                 feasible[r, cols] &= qualifies
     for r, c in _assign(-sub, feasible):
-        out[objects[r]] = Decision("iou", free[c], iou=float(sub[r, c]))
+        area = None if areas is None else float(areas[objects[r]])
+        out[objects[r]] = Decision("iou", free[c], iou=float(sub[r, c]), flow_area=area)
 
 
 def _reid_path(
@@ -271,8 +274,8 @@ def _implausible(mask: torch.Tensor, state: TrackState, config: CascadeConfig) -
 
 
 def _flow_or_absent(
-    templates: torch.Tensor,
-    k: int,
+    mask: torch.Tensor,
+    area: float,
     state: TrackState,
     config: CascadeConfig,
     support: float | None,
@@ -286,8 +289,6 @@ def _flow_or_absent(
         return Decision("absent")
     if config.max_flow_streak is not None and state.flow_streak + 1 > config.max_flow_streak:
         return Decision("absent")
-    mask = templates[k] > 0.5
-    area = float(mask.sum())
     if area < config.min_flow_area:
         return Decision("absent")
     unsupported = state.unsupported_streak + 1 if support is None or support < config.support_iou else 0
@@ -334,29 +335,32 @@ def associate(
     free = list(range(iou_np.shape[1]))
     out: dict[int, Decision] = {}
     present = [k for k in range(num_objects) if states[k].present]
-    _iou_path(iou_np, present, free, config, out, candidate_embeddings, banks)
-    for k, d in out.items():  # the warped mask's area, the reference for the absence rule
-        out[k] = replace(d, flow_area=float((templates[k] > 0.5).sum()))
+    masks = templates > 0.5
+    areas = masks.flatten(1).sum(1).float().cpu().numpy()
+    _iou_path(iou_np, present, free, config, out, candidate_embeddings, banks, areas)
     taken = {d.candidate for d in out.values()}
     free = [i for i in free if i not in taken]
     retrieve = [k for k in range(num_objects) if k not in out]
     if config.reid_lost_only:
-        retrieve = [k for k in retrieve if not states[k].present or not bool((templates[k] > 0.5).any())]
+        retrieve = [k for k in retrieve if not states[k].present or not bool(masks[k].any())]
     _reid_path(candidate_embeddings, banks, retrieve, free, config, out)
-    free = [i for i in free if i not in {d.candidate for d in out.values()}]
+    taken = {d.candidate for d in out.values()}
+    free = [i for i in free if i not in taken]
     support = iou_np[:, free].max(axis=1) if free else np.zeros(num_objects)
     blind = iou_np.shape[1] == 0
     return [
         out[k]
         if k in out
         else _flow_or_absent(
-            templates, k, states[k], config, None if blind else float(support[k]), detector_alive
+            masks[k], float(areas[k]), states[k], config, None if blind else float(support[k]), detector_alive
         )
         for k in range(num_objects)
     ]
 
 
-def update_state(state: TrackState, decision: Decision, support_iou: float = 0.05) -> TrackState:
+def update_state(
+    state: TrackState, decision: Decision, support_iou: float = CascadeConfig.support_iou
+) -> TrackState:
     """Track state after a decision: a flow streak counts consecutive flow-path frames, the unsupported
     streak those of them with no overlapping candidate (``support`` below ``support_iou`` or no candidate
     at all); ``ref_area`` is the warped mask's area when a candidate last overlapped it, or on the first
