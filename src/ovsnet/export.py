@@ -130,6 +130,7 @@ def _export(
 ) -> None:
     module.eval()  # the TorchScript exporter restores the mode it found: keep it eval
     file.parent.mkdir(parents=True, exist_ok=True)
+    common = {"input_names": list(inputs), "output_names": list(outputs), "opset_version": OPSET}
     if exporter == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its deprecation notice and tracer warnings on shape arithmetic
@@ -137,11 +138,9 @@ def _export(
                 module,
                 args,
                 str(file),
-                input_names=list(inputs),
-                output_names=list(outputs),
                 dynamic_axes={k: dict(v) for k, v in dynamic.items()},
-                opset_version=OPSET,
                 dynamo=False,
+                **common,
             )
         return
     shapes = {
@@ -150,14 +149,7 @@ def _export(
         if name in inputs
     }
     torch.onnx.export(
-        module,
-        args,
-        str(file),
-        input_names=list(inputs),
-        output_names=list(outputs),
-        dynamic_shapes=[shapes.get(name) for name in inputs],
-        opset_version=OPSET,
-        dynamo=True,
+        module, args, str(file), dynamic_shapes=[shapes.get(name) for name in inputs], dynamo=True, **common
     )
 
 
