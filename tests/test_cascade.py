@@ -46,8 +46,9 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _run(
     templates, cands, embs, banks, states=None, guarded: bool = False, alive: bool = True, **cfg
 ) -> list[Decision]:
-    """The paper's rules unless ``guarded`` (the library's default guards on the IoU path and absence);
-    candidates are given as masks and their pixel IoUs with the templates go to ``associate``."""
+    """The paper's rules unless ``guarded`` (the library's default guards on the IoU path, plus the absence
+    rule after 2 unsupported frames: ``inference=realtime``'s, off by default since the appearance
+    correction); candidates are given as masks and their pixel IoUs with the templates go to ``associate``."""
     states = states or [TrackState() for _ in banks]
     stacked = torch.stack(templates)
     masks = torch.stack(cands) if cands else torch.zeros(0, H, W)
@@ -57,7 +58,7 @@ def _run(
         embs,
         banks,
         states,
-        CascadeConfig(**{**({} if guarded else PAPER_RULES), **cfg}),
+        CascadeConfig(**{**({"max_unsupported_streak": 2} if guarded else PAPER_RULES), **cfg}),
         alive,
     )
 

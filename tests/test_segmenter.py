@@ -256,7 +256,8 @@ def test_an_object_the_detector_stops_seeing_leaves_and_returns_through_reid() -
     its mask gone, and the Re-ID path brings it back when it reappears. A detector that has found nothing
     in the video says nothing: the object stays on the flow path (the floor)."""
     frames, labels = make_video(num_frames=8, hidden={t: {2} for t in range(2, 6)})
-    only_cascade = CascadeConfig(implausible_growth=None, appearance=None)  # the cascade's decisions alone
+    # the cascade's decisions alone, with the absence rule (inference=realtime's)
+    only_cascade = CascadeConfig(max_unsupported_streak=2, implausible_growth=None, appearance=None)
     seg = VideoSegmenter(FakeModel(), config=only_cascade)
     outputs = _run(seg, frames, labels[0])
     assert [d[2] for d in seg.decisions] == ["iou", "flow", "flow", "absent", "absent", "reid", "iou"]

@@ -92,8 +92,9 @@ class CascadeConfig:
     bank_policy: str = "fifo"
     reid_distance: str = "mean"  # "mean" | "min" distance to the bank ranks qualifying candidates
     # flow-path frames in a row with no candidate overlapping the warped mask (IoU >= support_iou) after
-    # which the object is absent; None: never (flow alone keeps it)
-    max_unsupported_streak: int | None = 2
+    # which the object is absent; None: never (the default since the appearance correction: appearance
+    # already empties the mask of an object that left or hid, and the rule then drops objects in view)
+    max_unsupported_streak: int | None = None
     support_iou: float = 0.05
     # ... and only when the warped mask also looks like flow's failure (its area changed by this factor
     # since it was last supported, or it shrinks against the frame border); None: the detector's word alone

@@ -1,13 +1,14 @@
-"""The cascade's absence rule on given checkpoints and videos: J&F with the default inference, with the rule
-off (``inference.max_unsupported_streak=null``) and with any extra settings, beside the model-free baselines
-(copy the first mask; optical-flow propagation) on the same videos.
+"""The default inference on given checkpoints and videos beside its variants and the model-free baselines
+(copy the first mask; optical-flow propagation) on the same videos: J&F with the default settings, without
+the appearance correction (``inference.appearance=null``), with the absence rule
+(``inference.max_unsupported_streak=2``), and with any extra settings (``--variant``).
 
 Each ``--set`` is ``NAME=CHECKPOINT:DATA_GROUP:ROOT`` (a DAVIS-layout folder with a ``val`` split), e.g. the
 checkpoint and data of a ``make demo`` run:
 
-    python bench/absence_rule.py \\
+    python bench/inference_variants.py \\
         --set demo=demo_output/train_mga/checkpoints/last.ckpt:synthetic_photo:demo_output/data/synthetic_photo \\
-        --variant support_iou_0.1=inference.support_iou=0.1
+        --variant no_mga=inference.use_mga=false
 
 Every evaluation is ``evaluate.py``'s own (``ovsnet.cli.stages.evaluate_stage``), its outputs under ``--work``;
 the table goes to the terminal and ``--out`` (JSON).
@@ -25,7 +26,11 @@ from ovsnet.cli import stages
 from ovsnet.utils import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-RULE_OFF = "inference.max_unsupported_streak=null"
+BUILT_IN = {
+    "default": [],
+    "no appearance": ["inference.appearance=null"],
+    "absence rule": ["inference.max_unsupported_streak=2"],
+}
 
 
 def _pair(text: str, what: str) -> tuple[str, str]:
@@ -56,11 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
         default=[],
         help="NAME=override[,override...]: more inference settings to score",
     )
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "results" / "absence_rule")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "absence_rule.json")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "results" / "inference_variants")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inference_variants.json")
     args = parser.parse_args(argv)
 
-    variants = {"default": [], "rule off": [RULE_OFF]}
+    variants = dict(BUILT_IN)
     variants.update({name: value.split(",") for name, value in args.variant})
     results: dict[str, dict] = {}
     for name, (ckpt, group, root) in args.sets:
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
             row["baselines"] = {k: v["J&F-Mean"] for k, v in (summary.get("baselines") or {}).items()}
         results[name] = row
 
-    table = Table(title="absence rule: J&F beside the model-free baselines (same videos)")
+    table = Table(title="inference variants: J&F beside the model-free baselines (same videos)")
     for column in ["set", *variants, "flow propagation", "copy first mask", "paths (default)"]:
         table.add_column(column, justify="right")
     for name, row in results.items():
