@@ -13,7 +13,8 @@ One run, resumable (every trained checkpoint and every evaluation is kept under 
    Table 3: ρ_reid 2.1-2.5 with MGA off (the paper's Table 3 best row equals Table 4's "without MGA" and
    Table 6's "+Re-ID") and the "without Re-ID" row (``inference=base``); Table 5: ρ_iou 0.1-0.4 (full model);
    Table 4: "without MGA" and one row per λ (full model); Table 6: base -> +Re-ID -> +MGA, then the
-   library's default cascade (the paper's rules plus the guards that make flow propagation the floor) and
+   library's default inference (the paper's cascade plus the guards that make flow propagation the floor
+   and the appearance memory) and
    the model-free baselines (copy the first mask; propagate it with optical flow) as rows;
 4. write ``docs/ablations.md`` (our J / F / J&F beside the paper's J / F / G, the share of object-frames
    per cascade path, and which trends agree) and ``docs/ablations.png`` (one figure, four panels).
@@ -225,7 +226,7 @@ def evaluate(
     run: Run, ckpt: Path, name: str, overrides: Sequence[str], paper_rules: bool = True
 ) -> dict[str, Any]:
     """One evaluation of the validation split (kept in ``work/eval/<name>/summary.json`` and reused); the
-    paper's cascade rules unless ``paper_rules`` is false (then the library's default guards)."""
+    paper's cascade rules unless ``paper_rules`` is false (then the library's default inference)."""
     from ovsnet.evaluation import SUMMARY_FILE
 
     out = run.work / "eval" / name

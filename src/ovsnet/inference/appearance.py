@@ -15,6 +15,7 @@ each mask, and weighted by a prior that favours the mask. So the cascade still d
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 
@@ -81,7 +82,8 @@ class AppearanceMemory:
             )
         self.device = torch.device(device)
         trunk = _frozen_trunk(backbone)
-        self.trunk = trunk if self.device.type == "cpu" else _copy_to(trunk, self.device)
+        # the shared trunk stays on the CPU; another device gets its own copy
+        self.trunk = trunk if self.device.type == "cpu" else copy.deepcopy(trunk).to(self.device)
         self.short_side, self.top_k, self.temperature = short_side, top_k, temperature
         self.max_per_label = max_per_label
         self.reset()
@@ -162,12 +164,6 @@ class AppearanceMemory:
                 scores[j, where] = sim.topk(min(self.top_k, bank.shape[1]), dim=1).values.mean(1)
         probs = torch.softmax(scores / self.temperature, dim=0).reshape(len(labels), h, w)
         return F.interpolate(probs[None], size=frame.shape[:2], mode="bilinear", align_corners=False)[0]
-
-
-def _copy_to(module: nn.Module, device: torch.device) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module).to(device)
 
 
 def correct_masks(probs: Tensor, appearance: Tensor, allowed: Tensor, prior_power: float = 0.25) -> Tensor:
