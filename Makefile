@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # torch/torchvision come from this machine's disk through pip (see README "Installation").
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-fast demo bench ablation lint format clean
+.PHONY: install test test-fast demo davis16 bench ablation lint format clean
 
 install: $(STAMP)
 
@@ -26,6 +26,12 @@ test-fast: install
 
 demo: install
 	$(BIN)/python -m ovsnet.demo
+
+# the paper's DAVIS 2016 protocol on a CPU (three stages, 60 min), scored on held-out training videos:
+#   make davis16 [DAVIS=<DAVIS 2016 train root>] [ADAPT_TO=<DAVIS-layout folder whose val split to adapt to>]
+DAVIS ?= ../shared/data/davis2016-train
+davis16: install
+	$(BIN)/python -m ovsnet.cli.davis16 --davis "$(DAVIS)" $(if $(ADAPT_TO),--adapt-to "$(ADAPT_TO)")
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -290,3 +290,18 @@ def test_loader_and_video_cli_import_no_upper_layer() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_with_inference_settings_writes_a_new_checkpoint(tmp_path: Path, lightning_ckpt: Path) -> None:
+    from ovsnet.models.checkpoint import with_inference_settings
+
+    before = lightning_ckpt.read_bytes()
+    out = with_inference_settings(lightning_ckpt, tmp_path / "final.ckpt", {"switch_iou": 0.5})
+    assert lightning_ckpt.read_bytes() == before  # the source is left as it is
+    assert load_model(out).inference_settings == {"rho_reid": 0.7, "switch_iou": 0.5}
+    torch.load(out, map_location="cpu", weights_only=True)  # still loads safely
+    assert read_hyperparameters(out)["model_config"] == TINY_MODEL
+    with pytest.raises(CheckpointError, match="hyper_parameters"):
+        bare = tmp_path / "bare.pt"
+        torch.save({"state_dict": {"w": torch.zeros(1)}}, bare)
+        with_inference_settings(bare, tmp_path / "x.ckpt", {"rho_reid": 1.0})

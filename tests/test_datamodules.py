@@ -181,3 +181,79 @@ def test_synthetic_style_mismatch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="style 'toy'.*photo"):
         DAVISDataModule(root=str(root), generate_synthetic=gen, num_workers=0).prepare_data()
     DAVISDataModule(root=str(root), generate_synthetic={**gen, "style": "toy"}, num_workers=0).prepare_data()
+
+
+def test_holdout_videos_are_validation_and_never_trained_on(tmp_path: Path) -> None:
+    root = make_davis(tmp_path / "davis", {"a": "train", "b": "train", "c": "train", "d": "val"})
+    dm = _dm(root, holdout=["c"], val_split="no-such-split")  # val_split is not read when holdout is set
+    dm.setup("fit")
+    assert [s.name for s in dm.train_sequences()] == ["a", "b"]
+    assert [s.name for s in dm.val_sequences()] == ["c"]
+    trained = {dm.data_train.sequences[r.video].name for r in dm.data_train.refs}
+    assert trained == {"a", "b"}
+    with pytest.raises(DataError, match="'zz'"):
+        _dm(root, holdout=["zz"]).train_sequences()
+
+
+def _opened_annotations(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Record every annotation PNG the data code reads (through ``VideoSequence._read_label_map``)."""
+    from ovsnet.data.sequence import VideoSequence
+
+    opened: list[Path] = []
+    original = VideoSequence._read_label_map
+
+    def spy(self: VideoSequence, index: int) -> np.ndarray:
+        opened.append(self.annotation_paths[index])
+        return original(self, index)
+
+    monkeypatch.setattr(VideoSequence, "_read_label_map", spy)
+    return opened
+
+
+@pytest.mark.parametrize(("layout", "resolution"), [("2016", "240p"), ("2017", "480p")])
+def test_adapt_root_reads_only_first_annotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, resolution: str
+) -> None:
+    """Per-dataset fine-tuning on videos to be segmented reads frame 0's annotation of each and nothing else:
+    their later annotations are garbage here (and a test-dev-like folder, without them, works too)."""
+    pytest.importorskip("ovsnet.data.lucid")
+    from tests.davis_fixtures import write_davis_sequence, write_split
+
+    train = make_davis(tmp_path / "davis", {"a": "train", "b": "train"})
+    target = tmp_path / "target"
+    write_davis_sequence(target, "seen", 5, 1, resolution)
+    write_davis_sequence(target, "test-dev-like", 5, 1, resolution, annotated=[0])
+    for later in sorted((target / "Annotations" / resolution / "seen").glob("*.png"))[1:]:
+        later.write_bytes(b"not a png: training must never open me")
+    write_split(target, layout, "val", ["seen", "test-dev-like"])
+    opened = _opened_annotations(monkeypatch)
+    dm = _dm(
+        train, per_dataset_finetune=True, lucid_samples_per_frame=2, adapt_root=str(target), val_split=None
+    )
+    dm.setup("fit")
+    assert [s.name for s in dm.adapt_sequences()] == ["seen", "test-dev-like"]
+    for i in range(len(dm.data_train)):
+        dm.data_train[i]
+    from_target = [p for p in opened if target in p.parents]
+    assert from_target and {p.name for p in from_target} == {"00000.png"}
+    adapted = [
+        r for r in dm.data_train.refs if dm.data_train.sequences[r.video].name in ("seen", "test-dev-like")
+    ]
+    assert len(adapted) == 2 * (1 + 2)  # first frame + 2 Lucid samples, per video
+
+
+def test_detect_davis_layout(tmp_path: Path) -> None:
+    from ovsnet.data.davis import detect_davis_layout
+    from tests.davis_fixtures import build_davis2016_frame_lists, write_davis_sequence, write_split
+
+    assert detect_davis_layout(build_davis2016_frame_lists(tmp_path / "a", {"x": 2}, {"val": ["x"]})) == (
+        2016,
+        "480p",
+    )
+    write_davis_sequence(tmp_path / "b", "x", 2, 2, "240p")
+    write_split(tmp_path / "b", "2017", "val", ["x"])
+    assert detect_davis_layout(tmp_path / "b", "val") == (2017, "240p")
+    with pytest.raises(DataError, match="split 'test'"):
+        detect_davis_layout(tmp_path / "b", "test")
+    with pytest.raises(DataError, match="no resolution folder"):
+        detect_davis_layout(tmp_path / "empty")

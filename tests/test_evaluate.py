@@ -485,3 +485,39 @@ def test_evaluate_py_reports_bad_input_in_one_line(tmp_path: Path, data_root: Pa
         assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
         errors = [line for line in proc.stderr.splitlines() if line.startswith("evaluate.py: error:")]
         assert len(errors) == 1 and named in errors[0], (extra, proc.stderr[-3000:])
+
+
+def test_network_false_needs_no_checkpoint_and_runs_no_network(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``network=false``: flow and the appearance memory alone, no checkpoint read, only Flow/absent paths;
+    the row equals flow propagation when appearance is off too (nothing else changes a mask)."""
+    monkeypatch.setattr(
+        eval_run,
+        "load_model_from_config",
+        lambda *a, **k: pytest.fail("a model was loaded with network=false"),
+    )
+    cfg = compose_eval(tmp_path / "a", data_root, "null", "network=false", "media.enabled=false")
+    summary = run_evaluation(cfg)
+    assert summary["network"] is False and summary["ckpt_path"] is None
+    assert summary["inference"]["use_mga"] is False and summary["inference"]["use_reid"] is False
+    assert summary["path_counts"]["iou"] == summary["path_counts"]["reid"] == 0
+    assert summary["path_counts"]["flow"] > 0
+    flow = summary["baselines"]["flow"]["J&F-Mean"]
+    assert (
+        summary["metrics"]["J&F-Mean"] >= flow - 0.02
+    )  # the appearance memory never loses to propagation here
+    plain = run_evaluation(
+        compose_eval(
+            tmp_path / "b",
+            data_root,
+            "null",
+            "network=false",
+            "media.enabled=false",
+            "inference.appearance=null",
+        )
+    )
+    assert plain["metrics"]["J&F-Mean"] == pytest.approx(flow, abs=1e-6)
+    stored = json.loads((tmp_path / "b" / SUMMARY_FILE).read_text())
+    assert stored["lost_while_visible"]["visible_object_frames"] > 0
+    assert {"lost_while_visible", "path_counts"} <= set(next(iter(stored["sequences"].values())))

@@ -87,3 +87,25 @@ def test_segment_dataset_resumes(tmp_path: Path) -> None:
     assert all(r.skipped for r in done) and len(made) == 2  # nothing to do: no model built
     forced = segment_dataset(make, seqs, tmp_path / "res", skip_done=False, progress=False)
     assert not any(r.skipped for r in forced)
+
+
+def test_lost_while_visible_counts_absent_decisions_on_visible_objects(tmp_path: Path) -> None:
+    from ovsnet.data.sequence import VideoSequence
+    from ovsnet.evaluation.scoring import lost_while_visible
+    from ovsnet.inference.runner import SequenceResult
+
+    frames, annotations = [], {}
+    for i in range(4):
+        labels = np.zeros((8, 8), np.uint8)
+        labels[:2, :2] = 1
+        if i < 2:  # object 2 leaves after frame 1
+            labels[5:, 5:] = 2
+        write_frame(tmp_path / f"{i:05d}.jpg", np.zeros((8, 8, 3), np.uint8))
+        write_label_map(tmp_path / f"{i:05d}.png", labels)
+        frames.append(tmp_path / f"{i:05d}.jpg")
+        annotations[i] = tmp_path / f"{i:05d}.png"
+    seq = VideoSequence("s", frames, annotations)
+    decisions = [{1: "flow", 2: "absent"}, {1: "absent", 2: "absent"}, {1: "iou", 2: "flow"}]
+    result = SequenceResult("s", 4, 1.0, 4.0, decisions=decisions)
+    # frame 1: object 2 visible but absent (1); frame 2: object 1 visible, absent (1), object 2 gone (0)
+    assert lost_while_visible([seq], [result]) == {"s": (2, 4)}

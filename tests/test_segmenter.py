@@ -267,3 +267,38 @@ def test_an_object_the_detector_stops_seeing_leaves_and_returns_through_reid() -
     seg = VideoSegmenter(blind, config=only_cascade)
     _run(seg, frames, labels[0])  # no candidate in any frame
     assert all(d[2] == "flow" for d in seg.decisions)
+
+
+def test_iou_flow_weight_mixes_the_warped_mask_into_the_iou_path() -> None:
+    """With zero flow the warped mask stays where the object was: weight 1 keeps it (the detection still
+    decides the path), weight 0 takes the detection alone (the paper), and in between the mask is their blend."""
+    from ovsnet.inference.flow import ZeroFlow
+
+    frames, labels = make_video(num_frames=3)  # the squares still overlap where they started
+    outputs = {}
+    for weight in (0.0, 0.75, 1.0):
+        seg = VideoSegmenter(FakeModel(), ZeroFlow(), paper_config(iou_flow_weight=weight))
+        outputs[weight] = _run(seg, frames, labels[0])
+        assert seg.path_counts["iou"] == 4
+    for out, gt in zip(outputs[0.0], labels[1:], strict=True):
+        assert _iou(out == 1, gt == 1) > 0.8
+    assert all(np.array_equal(out, labels[0]) for out in outputs[1.0])
+    # 0.75: a pixel needs the warped mask (0.75 > 0.5); the detection alone (0.25) is not enough
+    assert all(np.array_equal(out == 1, labels[0] == 1) for out in outputs[0.75])
+    with pytest.raises(ValueError, match="iou_flow_weight"):
+        CascadeConfig(iou_flow_weight=1.5)
+
+
+def test_mga_weight_blends_a_kept_refinement_with_its_input() -> None:
+    seg = VideoSegmenter(FakeModel(), config=CascadeConfig(mga_min_iou=0.0, mga_weight=0.25, appearance=None))
+    proposal = torch.ones(2, 4, 4)
+    refined = torch.zeros(2, 4, 4)
+    assert torch.allclose(seg._accept_refinement(proposal, refined), torch.full((2, 4, 4), 0.75))
+    guarded = VideoSegmenter(
+        FakeModel(), config=CascadeConfig(mga_min_iou=0.5, mga_weight=0.25, appearance=None)
+    )
+    assert torch.equal(
+        guarded._accept_refinement(proposal, refined), proposal
+    )  # rejected: the input as it was
+    with pytest.raises(ValueError, match="mga_weight"):
+        CascadeConfig(mga_weight=-0.1)

@@ -34,7 +34,14 @@ from pathlib import Path
 from ovsnet.data.io import DataError, list_frames
 from ovsnet.data.sequence import VideoSequence
 
-__all__ = ["DAVIS_LAYOUT", "davis_sequence", "load_davis", "missing_frames", "read_split_file"]
+__all__ = [
+    "DAVIS_LAYOUT",
+    "davis_sequence",
+    "detect_davis_layout",
+    "load_davis",
+    "missing_frames",
+    "read_split_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -223,3 +230,28 @@ def _load_frame_list(root: Path, list_file: Path) -> list[VideoSequence]:
             VideoSequence(name=name, frame_paths=frames, annotation_paths=annotations, single_object=True)
         )
     return sequences
+
+
+# the resolutions a DAVIS download ships, in the order a folder holding several is read
+_KNOWN_RESOLUTIONS = ("480p", "240p", "Full-Resolution", "1080p")
+
+
+def detect_davis_layout(root: str | os.PathLike, split: str = "val") -> tuple[int, str]:
+    """``(year, resolution)`` of a DAVIS-layout folder: the year whose split file lists ``split``
+    (``ImageSets/2017`` first, then ``ImageSets/2016`` or a 2016 frame list) and the frame resolution folder
+    under ``JPEGImages`` (480p before 240p when both are there). A folder to adapt to may come in either
+    release's layout and at either size; this reads which, so the user need not say."""
+    root = Path(root)
+    frames = root / "JPEGImages"
+    found = sorted(p.name for p in frames.iterdir() if p.is_dir()) if frames.is_dir() else []
+    if not found:
+        raise DataError(f"{root}: no resolution folder under {frames}; {DAVIS_LAYOUT}")
+    resolution = next((r for r in _KNOWN_RESOLUTIONS if r in found), found[0])
+    if (root / "ImageSets" / "2017" / f"{split}.txt").is_file():
+        return 2017, resolution
+    if (root / "ImageSets" / "2016" / f"{split}.txt").is_file() or _find_frame_list(root, split, resolution):
+        return 2016, resolution
+    raise DataError(
+        f"{root}: split {split!r} not found (none of ImageSets/2017/{split}.txt, ImageSets/2016/{split}.txt, "
+        f"ImageSets/{resolution}/{split}.txt); {DAVIS_LAYOUT}"
+    )

@@ -26,9 +26,17 @@ from omegaconf import DictConfig, OmegaConf
 from ovsnet.data.io import DataError
 from ovsnet.data.loading import select_sequences, split_sequences
 from ovsnet.evaluation.model import check_model_source, load_model_from_config
-from ovsnet.evaluation.scoring import baseline_scores, check_baselines, scorable, score, summarize_results
+from ovsnet.evaluation.scoring import (
+    baseline_scores,
+    check_baselines,
+    lost_while_visible,
+    scorable,
+    score,
+    summarize_results,
+)
 from ovsnet.evaluation.settings import make_flow, resolved_cascade_config
 from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.no_network import NoNetwork, no_network_config
 from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.utils import (
@@ -41,7 +49,15 @@ from ovsnet.utils import (
 )
 from ovsnet.utils_logging import contact_sheet_of, log_image, log_table
 
-__all__ = ["RUN_MARKER", "SUMMARY_FILE", "make_segmenter_factory", "run_evaluation", "run_video"]
+__all__ = [
+    "RUN_MARKER",
+    "SUMMARY_FILE",
+    "inference_config",
+    "make_segmenter_factory",
+    "run_evaluation",
+    "run_video",
+    "uses_network",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +94,23 @@ def check_results_dir(results_dir: Path, fingerprint: Mapping[str, Any], skip_do
     )
 
 
+def uses_network(cfg: Mapping[str, Any] | DictConfig) -> bool:
+    """``network=false``: no detector, Re-ID or MGA is run (flow and the appearance memory alone)."""
+    return bool(cfg.get("network", True))
+
+
+def inference_config(cfg: DictConfig) -> CascadeConfig:
+    """The cascade a run uses: :func:`resolved_cascade_config`, with the learned parts off when
+    ``network=false``."""
+    config = resolved_cascade_config(cfg)
+    return config if uses_network(cfg) else no_network_config(config)
+
+
 def _fingerprint(cfg: DictConfig, settings: Mapping[str, Any]) -> dict[str, Any]:
-    ckpt = cfg.get("ckpt_path")
+    network = uses_network(cfg)
+    ckpt = cfg.get("ckpt_path") if network else None
     return {
+        "network": network,
         "ckpt_path": str(Path(str(ckpt)).expanduser().resolve()) if ckpt else None,
         "model_config": plain(cfg.get("model_config")),
         "model_overrides": plain(cfg.get("model_overrides")),
@@ -98,12 +128,13 @@ def make_segmenter_factory(
     on_loaded: Callable[[], None] | None = None,
 ) -> Callable[[], VideoSegmenter]:
     """``make_segmenter()`` for :func:`~ovsnet.inference.runner.segment_dataset`: loads the model lazily, so a
-    run whose sequences are all done loads none; ``on_loaded`` runs once the model has loaded."""
+    run whose sequences are all done loads none; ``on_loaded`` runs once the model has loaded.
+    ``network=false``: :class:`~ovsnet.inference.no_network.NoNetwork` stands in for the model."""
     cfg = _as_config(cfg)
-    config = config or resolved_cascade_config(cfg)
+    config = config or inference_config(cfg)
 
     def make() -> VideoSegmenter:
-        model = load_model_from_config(cfg, device)
+        model = load_model_from_config(cfg, device) if uses_network(cfg) else NoNetwork()
         if on_loaded is not None:
             on_loaded()
         return VideoSegmenter(
@@ -186,21 +217,23 @@ def run_evaluation(
     output_dir = Path(str(cfg.output_dir))
     results_dir = Path(str(cfg.get("results_dir") or output_dir / "results" / split))
     device = resolve_device(cfg.get("device", "auto"))
-    check_model_source(cfg)
+    if uses_network(cfg):
+        check_model_source(cfg)
     check_baselines(cfg.get("baselines"))
     remove_stale_temporaries(output_dir / OVERLAYS_FILE)
-    config = resolved_cascade_config(cfg)
+    config = inference_config(cfg)
     sequences = select_sequences(
         split_sequences(cfg.data, split), cfg.get("sequences"), cfg.get("max_sequences")
     )
     inference = cfg.get("inference") or {}
     log.info(
-        "evaluating %d sequences of %s on %s into %s (inference %s)",
+        "evaluating %d sequences of %s on %s into %s (inference %s%s)",
         len(sequences),
         split,
         device,
         results_dir,
         inference.get("name", "full"),
+        "" if uses_network(cfg) else ", network=false: flow and the appearance memory alone",
     )
     settings = {
         **dataclasses.asdict(config),
@@ -224,7 +257,8 @@ def run_evaluation(
         "task": "dataset",
         "split": split,
         "device": str(device),
-        "ckpt_path": cfg.get("ckpt_path"),
+        "network": uses_network(cfg),
+        "ckpt_path": cfg.get("ckpt_path") if uses_network(cfg) else None,
         "results_dir": str(results_dir),
         **summarize_results(results),
         "wall_seconds": time.perf_counter() - start,
@@ -253,12 +287,21 @@ def run_evaluation(
         if metrics
         else {}
     )
+    lost = lost_while_visible(sequences, results) if scorable(sequences) else {}
+    summary["lost_while_visible"] = {
+        "object_frames": sum(v[0] for v in lost.values()),
+        "visible_object_frames": sum(v[1] for v in lost.values()),
+    }
+    summary["lost_while_visible"]["fraction"] = summary["lost_while_visible"]["object_frames"] / max(
+        summary["lost_while_visible"]["visible_object_frames"], 1
+    )
     summary["sequences"] = {
         r.name: {
             "num_frames": r.num_frames,
             "fps": r.fps,
             "skipped": r.skipped,
             "path_counts": dict(r.path_counts),
+            "lost_while_visible": lost.get(r.name, (0, 0))[0],
         }
         for r in results
     }
@@ -271,7 +314,8 @@ def run_evaluation(
     nan = float("nan")
     beside = "  ".join(f"{k} {v['J&F-Mean']:.4f}" for k, v in summary["baselines"].items())
     log.info(
-        "J&F %.4f  J %.4f  F %.4f  (baselines: %s)  |  %.2f fps over %d frames  |  paths %s  |  %s",
+        "J&F %.4f  J %.4f  F %.4f  (baselines: %s)  |  %.2f fps over %d frames  |  paths %s  |  "
+        "lost while visible %d of %d object-frames  |  %s",
         metrics.get("J&F-Mean", nan),
         metrics.get("J-Mean", nan),
         metrics.get("F-Mean", nan),
@@ -279,6 +323,8 @@ def run_evaluation(
         summary["fps"],
         summary["num_frames"],
         summary["path_counts"],
+        summary["lost_while_visible"]["object_frames"],
+        summary["lost_while_visible"]["visible_object_frames"],
         output_dir / SUMMARY_FILE,
     )
     return summary
@@ -299,10 +345,11 @@ def run_video(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
             raise DataError(f"{key}={cfg.get(key)}: no such file or folder")
     video, first_mask = Path(str(cfg.video)).expanduser(), Path(str(cfg.first_mask)).expanduser()
     check_video_inputs(video, first_mask)
-    check_model_source(cfg)
+    if uses_network(cfg):
+        check_model_source(cfg)
     device = resolve_device(cfg.get("device", "auto"))
-    config = resolved_cascade_config(cfg)
-    model = load_model_from_config(cfg, device)
+    config = inference_config(cfg)
+    model = load_model_from_config(cfg, device) if uses_network(cfg) else NoNetwork()
     out_dir = Path(str(cfg.get("video_out_dir") or Path(str(cfg.output_dir)) / "video"))
     result = segment_video(
         model,
@@ -317,6 +364,6 @@ def run_video(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
         progress=bool(cfg.get("progress", True)),
     )
     summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "decisions"}
-    summary.update(task="video", video=str(cfg.video), out_dir=str(out_dir))
+    summary.update(task="video", video=str(cfg.video), out_dir=str(out_dir), network=uses_network(cfg))
     write_json_atomic(Path(str(cfg.output_dir)) / SUMMARY_FILE, summary)
     return summary

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ovsnet.data.io import DataError, atomic_path
@@ -24,7 +25,15 @@ from ovsnet.inference.flow import ZeroFlow
 from ovsnet.inference.runner import SequenceResult
 from ovsnet.utils import plain
 
-__all__ = ["METRICS_FILE", "baseline_scores", "check_baselines", "scorable", "score", "summarize_results"]
+__all__ = [
+    "METRICS_FILE",
+    "baseline_scores",
+    "check_baselines",
+    "lost_while_visible",
+    "scorable",
+    "score",
+    "summarize_results",
+]
 
 METRICS_FILE = "metrics.json"
 BASELINES = ("copy", "flow")
@@ -54,6 +63,32 @@ def summarize_results(results: Sequence[SequenceResult]) -> dict[str, Any]:
         "path_fractions": {k: (v / decisions if decisions else 0.0) for k, v in counts.items()},
         "timings_ms_per_frame": {k: 1000.0 * v / max(frames, 1) for k, v in timings.items()},
     }
+
+
+def lost_while_visible(
+    sequences: Sequence[VideoSequence], results: Sequence[SequenceResult]
+) -> dict[str, tuple[int, int]]:
+    """Per sequence: (object-frames the segmenter declared absent while the object is in the ground truth,
+    object-frames where the object is in the ground truth), over the annotated frames after the first.
+
+    A segmenter that gives up on an object in view loses it for good unless the Re-ID path finds it again:
+    this counts how often that happens, which J&F alone hides among the other errors.
+    """
+    decisions_of = {r.name: r.decisions for r in results}
+    counts: dict[str, tuple[int, int]] = {}
+    for seq in sequences:
+        decisions = decisions_of.get(seq.name) or []
+        lost = visible = 0
+        for index in seq.annotated_indices:
+            if index == 0 or index - 1 >= len(decisions):
+                continue
+            present = set(np.unique(seq.label_map(index)).tolist()) - {0, 255}
+            for obj, path in decisions[index - 1].items():
+                if int(obj) in present:
+                    visible += 1
+                    lost += path == "absent"
+        counts[seq.name] = (lost, visible)
+    return counts
 
 
 def scorable(sequences: Sequence[VideoSequence]) -> bool:

@@ -86,6 +86,13 @@ class CascadeConfig:
     switch_iou: float = 0.8  # IoU with the warped mask a detection needs to replace it (0: paper)
     iou_reid_check: bool = True  # IoU-path candidates must pass the Re-ID rule too (false: paper)
     mga_min_iou: float = 0.95  # MGA's output is kept only when its IoU with the mask it refines is this high
+    # a kept MGA output is blended with the mask it refines: mga_weight * MGA + (1 - mga_weight) * input (1: MGA
+    # alone, the paper). A blend lets a network that corrects flow's drift on average move the outline without
+    # one bad refinement replacing the mask
+    mga_weight: float = 1.0
+    # IoU path: the flow-warped mask's share of the taken object's mask (0: the detection alone, the paper).
+    # The detection brings the object back where flow drifted; the warped mask keeps the finer outline
+    iou_flow_weight: float = 0.0
     reid_lost_only: bool = True  # the Re-ID path retrieves lost objects only (false: paper, every object)
     reid_update: str = "iou"  # "iou": IoU-path winners join the bank; "iou+reid"; "none"
     bank_size: int = 64
@@ -121,7 +128,7 @@ class CascadeConfig:
             raise ValueError(f"CascadeConfig.iou_scale must be in (0, 1], got {self.iou_scale}")
         if not 0.0 <= self.reid_fraction <= 1.0:
             raise ValueError(f"CascadeConfig.reid_fraction must be in [0, 1], got {self.reid_fraction}")
-        for name in ("switch_iou", "mga_min_iou", "rho_iou", "support_iou"):
+        for name in ("switch_iou", "mga_min_iou", "rho_iou", "support_iou", "mga_weight", "iou_flow_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"CascadeConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.implausible_growth is not None and self.implausible_growth < 1.0:

@@ -343,6 +343,9 @@ class VideoSegmenter:
                 if self.config.use_mga:
                     refined = self.model.refine_box_masks(det.features, boxes, coarse)
                     pasted = self._accept_refinement(pasted, refined.float().to(self.device))
+                if self.config.iou_flow_weight > 0:
+                    weight = self.config.iou_flow_weight
+                    pasted = (1 - weight) * pasted + weight * self._warp_full(chosen, flow).to(pasted)
                 probs[chosen] = pasted
             if flowed:
                 full = self._warp_full(flowed, flow).to(self.device).float()
@@ -363,7 +366,8 @@ class VideoSegmenter:
         return correct_masks(probs, looks.to(probs.device), allowed, self.config.appearance_prior_power)
 
     def _accept_refinement(self, proposal: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
-        """MGA's masks where they agree with the masks they refine (IoU >= ``mga_min_iou``), else the input.
+        """MGA's masks where they agree with the masks they refine (IoU >= ``mga_min_iou``), else the input;
+        kept ones are blended with the input by ``mga_weight``.
 
         MGA is trained on the detector's own masks and training objects; on a warped mask or an unfamiliar
         object it can return something unrelated. Refinement may sharpen the mask, never replace it.
@@ -372,7 +376,9 @@ class VideoSegmenter:
         inter = (a & b).flatten(1).sum(1).float()
         union = (a | b).flatten(1).sum(1).float()
         iou = torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(inter))
-        return torch.where((iou >= self.config.mga_min_iou)[:, None, None], refined, proposal)
+        weight = self.config.mga_weight
+        blended = refined if weight >= 1.0 else weight * refined + (1.0 - weight) * proposal
+        return torch.where((iou >= self.config.mga_min_iou)[:, None, None], blended, proposal)
 
     def _merge(self, probs: torch.Tensor) -> np.ndarray:
         """One label map: each pixel goes to the most probable object above 0.5, else background."""

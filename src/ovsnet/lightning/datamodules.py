@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ovsnet.data.io import DataError
-from ovsnet.data.loading import ensure_synthetic, load_sequences
+from ovsnet.data.loading import ensure_synthetic, load_sequences, select_sequences
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.data.transforms import SampleTransform
 from ovsnet.data.video_batches import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
@@ -36,8 +36,15 @@ def _loader_kwargs(num_workers: int, pin_memory: bool, persistent_workers: bool)
 class DAVISDataModule(pl.LightningDataModule):
     """Frames of a DAVIS-layout folder as detection samples, batched V videos × M/V frames.
 
-    ``per_dataset_finetune`` adds the first-frame annotations of the evaluation split (``val_split``) and
-    ``lucid_samples_per_frame`` Lucid Data Dreaming samples of each (paper 4.1).
+    ``per_dataset_finetune`` adds the first-frame annotations of the videos to be segmented and
+    ``lucid_samples_per_frame`` Lucid Data Dreaming samples of each (paper 4.1): those of ``adapt_root``'s
+    ``adapt_split`` when given (a DAVIS 2016 or 2017 layout at any resolution, detected; only the first
+    frame's annotation of each video is ever read, so a folder like DAVIS test-dev works), else the
+    validation videos'.
+
+    ``holdout`` names videos of ``train_split`` that training never sees: they are the validation videos
+    (``val_split`` is then not read), so a dataset without a val split (DAVIS 2016 train alone) still has
+    honest validation, and adapting to other videos never touches what validation measures.
     """
 
     def __init__(
@@ -66,6 +73,9 @@ class DAVISDataModule(pl.LightningDataModule):
         generate_synthetic: Mapping[str, Any] | None = None,
         eval_root: str | None = None,
         eval_layout: str = "davis",
+        holdout: Sequence[str] | None = None,
+        adapt_root: str | None = None,
+        adapt_split: str = "val",
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -95,18 +105,43 @@ class DAVISDataModule(pl.LightningDataModule):
             root, split, layout=layout, year=hp.year, resolution=hp.resolution, source=f"data.{key}"
         )
 
+    def _split_with_holdout(self) -> tuple[list[VideoSequence], list[VideoSequence]]:
+        """``train_split`` divided into (training, held-out) videos by ``holdout``."""
+        every = self._sequences(self.hparams.train_split, self.root, "davis", "root")
+        held = select_sequences(every, list(self.hparams.holdout or []))
+        names = {s.name for s in held}
+        return [s for s in every if s.name not in names], held
+
     def train_sequences(self) -> list[VideoSequence]:
-        """The training split's videos (``root``, DAVIS layout)."""
+        """The training split's videos (``root``, DAVIS layout), less the ``holdout`` ones."""
+        if self.hparams.holdout:
+            return self._split_with_holdout()[0]
         return self._sequences(self.hparams.train_split, self.root, "davis", "root")
 
     def val_sequences(self) -> list[VideoSequence]:
-        """The validation videos (``val_split`` of ``eval_root`` in ``eval_layout``; [] without a val split):
-        what fine-tuning adds and what the video-segmentation callback scores."""
+        """The validation videos: the ``holdout`` videos of ``train_split`` when named, else ``val_split`` of
+        ``eval_root`` in ``eval_layout`` ([] without a val split): what the video-segmentation callback scores
+        (and what per-dataset fine-tuning adapts to when no ``adapt_root`` is given)."""
         hp = self.hparams
+        if hp.holdout:
+            return self._split_with_holdout()[1]
         if not hp.val_split:
             return []
         key = "eval_root" if hp.eval_root else "root"
         return self._sequences(hp.val_split, self.eval_root, hp.eval_layout, key)
+
+    def adapt_sequences(self) -> list[VideoSequence]:
+        """The videos per-dataset fine-tuning adapts to: ``adapt_split`` of ``adapt_root`` (layout and
+        resolution detected), else the validation videos. Only their first frames are read for training."""
+        hp = self.hparams
+        if not hp.adapt_root:
+            return self.val_sequences()
+        from ovsnet.data.davis import detect_davis_layout
+
+        year, resolution = detect_davis_layout(hp.adapt_root, hp.adapt_split)
+        return load_sequences(
+            hp.adapt_root, hp.adapt_split, year=year, resolution=resolution, source="data.adapt_root"
+        )
 
     def _lucid(self) -> Any:
         from ovsnet.data.lucid import LucidConfig, LucidDreamer
@@ -131,7 +166,7 @@ class DAVISDataModule(pl.LightningDataModule):
         hp = self.hparams
         train = self.train_sequences()
         val = self.val_sequences()
-        evals = val if hp.per_dataset_finetune else []
+        evals = self.adapt_sequences() if hp.per_dataset_finetune else []
         lucid = self._lucid() if hp.per_dataset_finetune and hp.lucid_samples_per_frame > 0 else None
         transform = SampleTransform(hp.image_size, hp.augment, hp.min_sizes, hp.max_size)
         self.data_train = VideoFrameDataset(
@@ -153,10 +188,11 @@ class DAVISDataModule(pl.LightningDataModule):
                 seed=hp.seed,
             )
         log.info(
-            "DAVIS %s: %d train items (%d videos), %d val items",
+            "DAVIS %s: %d train items (%d videos, %d adapted to by their first frame), %d val items",
             self.root,
             len(self.data_train),
             len(train) + len(evals),
+            len(evals),
             len(self.data_val) if self.data_val else 0,
         )
 

@@ -53,6 +53,7 @@ __all__ = [
     "read_hyperparameters",
     "state_dict_of",
     "strip_prefix",
+    "with_inference_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -359,3 +360,23 @@ def load_model(
     # inference settings calibrated for this model (e.g. rho_reid for its embedding scale) travel with it
     model.inference_settings = dict(hparams.get("inference_settings") or {})
     return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
+
+
+def with_inference_settings(
+    source: str | os.PathLike, target: str | os.PathLike, settings: Mapping[str, Any], *, trust: bool = False
+) -> Path:
+    """Write ``target``: the checkpoint ``source`` with ``settings`` merged into the inference settings it
+    stores (``hyper_parameters.inference_settings``), which evaluate.py, ``ovsnet-video`` and
+    ``VideoSegmenter`` apply unless a user overrides them. Values measured after training (a calibrated
+    ``rho_reid``) travel with the weights this way. Written atomically; ``source`` is left as it is."""
+    from ovsnet.data.io import atomic_path
+
+    obj = load_checkpoint(source, "cpu", trust=trust)
+    if not isinstance(obj, dict) or not isinstance(obj.get("hyper_parameters"), (Mapping, DictConfig)):
+        raise CheckpointError(f"checkpoint {source} stores no hyper_parameters to hold inference settings")
+    hparams = dict(_plain(obj["hyper_parameters"]))
+    hparams["inference_settings"] = {**dict(hparams.get("inference_settings") or {}), **dict(settings)}
+    obj["hyper_parameters"] = hparams
+    with atomic_path(target) as tmp:
+        torch.save(obj, tmp)
+    return Path(target)
