@@ -47,6 +47,11 @@ def test_demo_trains_both_stages_scores_and_writes_everything(tmp_path: Path, ca
     assert 0.0 <= summary["without_reid"]["J&F-Mean"] <= 1.0
     assert (tmp_path / "evaluate_no_mga" / "summary.json").is_file()
     assert (tmp_path / "evaluate_no_reid" / "summary.json").is_file()
+    # the same inference without the network, beside the trained model: what training bought
+    no_network = json.loads((tmp_path / "evaluate_no_network" / "summary.json").read_text())
+    assert no_network["network"] is False and summary["no_network"] == no_network["metrics"]
+    assert no_network["path_counts"]["iou"] == no_network["path_counts"]["reid"] == 0
+    assert "no network (flow + appearance memory)" in printed
     assert "without MGA" in printed and "without Re-ID" in printed
     # the model-free baselines on the same videos, printed beside the J&F
     baselines = summary["baselines"]

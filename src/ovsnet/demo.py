@@ -86,9 +86,12 @@ def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = 
 
 # The same checkpoint scored with MGA switched off (the Mask R-CNN mask is the output) and with the Re-ID path
 # switched off: what each adds (Table 6), at the cost of one more pass over the videos each.
-ABLATIONS: dict[str, tuple[str, ...]] = {
-    "without MGA": ("inference=no_mga", "media.enabled=false"),
-    "without Re-ID": ("inference=no_reid", "media.enabled=false"),
+# name -> (output folder, evaluate.py overrides)
+ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "without MGA": ("evaluate_no_mga", ("inference=no_mga", "media.enabled=false")),
+    "without Re-ID": ("evaluate_no_reid", ("inference=no_reid", "media.enabled=false")),
+    # the same inference without the network (flow + appearance memory): what training bought
+    "no network": ("evaluate_no_network", ("network=false", "media.enabled=false")),
 }
 SCORE_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 
@@ -138,7 +141,14 @@ def show_results(summary: dict, per_object: pd.DataFrame | None, ablations: dict
     for column in SCORE_COLUMNS:
         table.add_column(column, justify="right")
     rows = {"OVS-Net": summary.get("metrics") or {}}
-    rows.update({f"OVS-Net {name}": (s.get("metrics") or {}) for name, s in ablations.items()})
+    rows.update(
+        {
+            (f"OVS-Net {name}" if name.startswith("without") else f"{name} (flow + appearance memory)"): (
+                s.get("metrics") or {}
+            )
+            for name, s in ablations.items()
+        }
+    )
     labels = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
     rows.update({labels.get(k, k): v for k, v in (summary.get("baselines") or {}).items()})
     for name, metrics in rows.items():
@@ -179,15 +189,13 @@ def run_demo(
     )
     ckpt = train_stages(out, minutes, train_overrides, experiment)
     console.print(
-        f"2/3 segmenting the validation videos with {ckpt.name} (then without MGA, without Re-ID, and the "
-        "model-free baselines) ..."
+        f"2/3 segmenting the validation videos with {ckpt.name} (then without MGA, without Re-ID, without the "
+        "network, and the model-free baselines) ..."
     )
     summary = evaluate_stage(out, ckpt, eval_overrides, experiment=experiment)
     ablations = {
-        name: evaluate_stage(
-            out, ckpt, [*overrides, *eval_overrides], "evaluate_" + overrides[0].split("=")[1], experiment
-        )
-        for name, overrides in ABLATIONS.items()
+        name: evaluate_stage(out, ckpt, [*overrides, *eval_overrides], folder, experiment)
+        for name, (folder, overrides) in ABLATIONS.items()
     }
     csv = out / "evaluate" / f"per-object_results-{summary['split']}.csv"
     per_object = pd.read_csv(csv) if csv.is_file() else None
@@ -211,6 +219,7 @@ def run_demo(
         **summary,
         "without_mga": ablations["without MGA"].get("metrics") or {},
         "without_reid": ablations["without Re-ID"].get("metrics") or {},
+        "no_network": ablations["no network"].get("metrics") or {},
     }
 
 
