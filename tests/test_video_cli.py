@@ -302,11 +302,29 @@ def test_backend_arguments(
 ) -> None:
     err = _fails(_args(assets, tmp_path / "a", onnx=assets["ckpt"], backend="torch"), capsys, 2)
     assert "--onnx needs --backend onnx" in err
-    argv = _args(assets, tmp_path / "b")
-    argv = argv[: argv.index("--ckpt")] + argv[argv.index("--ckpt") + 2 :]
-    assert "--ckpt is required" in _fails(argv, capsys, 2)
     err = _fails(_args(assets, tmp_path / "c", backend="onnx", onnx=tmp_path / "none.onnx"), capsys, 2)
     assert "--onnx" in err and "none.onnx" in err
     err = _fails(_args(assets, tmp_path / "d", video="not_there.mp4"), capsys, 2)
     assert "--video not_there.mp4" in err
     assert "--max-frames must be >= 1" in _fails(_args(assets, tmp_path / "e", max_frames=0), capsys, 2)
+
+
+def test_no_checkpoint_segments_with_flow_and_appearance(
+    assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first command needs no training: without --ckpt, optical flow and the appearance memory alone."""
+    argv = _args(assets, tmp_path / "out")
+    argv = argv[: argv.index("--ckpt")] + argv[argv.index("--ckpt") + 2 :]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["network"] is False and summary["frames"] == N
+    assert summary["path_counts"]["iou"] == summary["path_counts"]["reid"] == 0
+    assert summary["cascade"]["use_mga"] is False and summary["cascade"]["use_reid"] is False
+    assert summary["cascade"]["appearance"] is not None
+    assert "no network: flow + appearance memory" in capsys.readouterr().out
+    last = read_label_map(tmp_path / "out" / "masks" / f"{N - 1:05d}.png")
+    moved = np.zeros((H, W), bool)
+    moved[20 : 20 + SIDE, 10 + 4 * (N - 1) : 10 + 4 * (N - 1) + SIDE] = True
+    assert (last.astype(bool) & moved).sum() / (
+        last.astype(bool) | moved
+    ).sum() > 0.5  # it followed the square

@@ -6,8 +6,8 @@
    budget) in the paper's two stages: Mask R-CNN + Re-ID, then + MGA from that checkpoint
    (``--experiment demo``: the toy videos and a tiny ResNet-18 from scratch);
 3. segment the validation videos online in one pass and score them with the official-protocol metrics (and
-   again with MGA and with Re-ID switched off, to show what each adds), beside the model-free baselines
-   (copy the first mask; propagate it with optical flow) on the same videos;
+   again with MGA, with Re-ID and with the whole network switched off, to show what each adds), beside the
+   model-free baselines (copy the first mask; propagate it with optical flow) on the same videos;
 4. print the J&F table with fps and per-path counts; write overlay videos, path timelines and a contact sheet.
 
 Everything goes under ``--out`` (default ``demo_output/``); the last lines say where.
@@ -84,8 +84,9 @@ def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = 
     return ckpt
 
 
-# The same checkpoint scored with MGA switched off (the Mask R-CNN mask is the output) and with the Re-ID path
-# switched off: what each adds (Table 6), at the cost of one more pass over the videos each.
+# The same checkpoint scored with MGA switched off (the Mask R-CNN mask is the output), with the Re-ID path
+# switched off, and with no network at all: what each adds (Table 6) and what training bought, at the cost of
+# one more pass over the videos each.
 # name -> (output folder, evaluate.py overrides)
 ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "without MGA": ("evaluate_no_mga", ("inference=no_mga", "media.enabled=false")),

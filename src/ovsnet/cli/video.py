@@ -48,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file, folder of frames, camera index (0, 1, ...) or stream URL (rtsp://...)",
     )
     parser.add_argument("--first-mask", required=True, type=Path, help="label map of the first frame")
-    parser.add_argument("--ckpt", type=Path, default=None, help="OVSNetModule checkpoint (.ckpt)")
+    parser.add_argument(
+        "--ckpt",
+        type=Path,
+        default=None,
+        help="OVSNetModule checkpoint (.ckpt); without one (and without --onnx) no network is run: optical flow "
+        "and the appearance memory alone segment the video",
+    )
     parser.add_argument(
         "--preset",
         choices=PRESETS,
@@ -119,7 +125,7 @@ def _default_backend(args: argparse.Namespace) -> str:
     """ONNX Runtime for the realtime preset (faster than PyTorch at 240x427 on 2 cores), when it can run."""
     if args.onnx is not None:
         return "onnx"
-    if args.preset != "realtime":
+    if args.preset != "realtime" or args.ckpt is None:
         return "torch"
     import importlib.util
 
@@ -134,8 +140,6 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--video {args.video}: no such file or folder (nor a camera index or URL)")
     if not args.first_mask.is_file():
         parser.error(f"--first-mask {args.first_mask}: no such file")
-    if args.ckpt is None and not (args.backend == "onnx" and args.onnx is not None):
-        parser.error("--ckpt is required (or --backend onnx with --onnx model.onnx)")
     if args.ckpt is not None and not args.ckpt.is_file():
         parser.error(f"--ckpt {args.ckpt}: no such file")
     if args.onnx is not None and args.backend != "onnx":
@@ -166,8 +170,18 @@ def _cascade(
     return replace(cascade_config(inference, stored, set(given)), **given), make_flow(inference.flow)
 
 
+def _no_network(args: argparse.Namespace) -> bool:
+    """Neither a checkpoint nor an ONNX model: flow and the appearance memory alone."""
+    return args.ckpt is None and args.onnx is None
+
+
 def _load_network(parser: argparse.ArgumentParser, args: argparse.Namespace, threads: int | None) -> Any:
-    """The checkpoint's network on PyTorch, or on ONNX Runtime (exporting the checkpoint when no --onnx)."""
+    """The checkpoint's network on PyTorch, or on ONNX Runtime (exporting the checkpoint when no --onnx);
+    :class:`~ovsnet.inference.no_network.NoNetwork` when there is neither."""
+    if _no_network(args):
+        from ovsnet.inference.no_network import NoNetwork
+
+        return NoNetwork()
     if args.backend == "torch":
         try:
             return load_model(args.ckpt, trust=args.trust_checkpoint, trust_flag="--trust-checkpoint")
@@ -230,7 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, preset_flow = _cascade(args.preset, dict(getattr(model, "inference_settings", {})), given)
     except (TypeError, ValueError) as exc:
         parser.error(f"{source}: bad inference settings: {exc}")
-    if realtime:
+    if _no_network(args):
+        from ovsnet.inference.no_network import no_network_config
+
+        config = no_network_config(config)
+        logger.info("no --ckpt: no network is run; optical flow and the appearance memory segment the video")
+    elif realtime:
         settings = RealtimeSettings(threads=threads)
         prepare_realtime(
             model, for_onnx(settings) if args.backend == "onnx" else settings, config.min_candidate_score
@@ -257,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "backend": args.backend,
                 "preset": args.preset,
                 "threads": threads,
+                "network": not _no_network(args),
             },
         )
     except DataError as exc:
@@ -264,9 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(1, f"ovsnet-video: error: {exc}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"ovsnet-video: interrupted; the masks written so far are in {args.out}\n")
+    how = "no network: flow + appearance memory" if _no_network(args) else f"backend {args.backend}"
     print(
         f"ovsnet-video: {result.num_frames} frames at {result.fps:.1f} fps "
-        f"(backend {args.backend}, preset {args.preset}); results in {args.out}"
+        f"({how}, preset {args.preset}); results in {args.out}"
     )
     return 0
 
