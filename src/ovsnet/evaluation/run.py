@@ -288,13 +288,12 @@ def run_evaluation(
         else {}
     )
     lost = lost_while_visible(sequences, results) if scorable(sequences) else {}
+    lost_frames, visible = (sum(counts[i] for counts in lost.values()) for i in (0, 1))
     summary["lost_while_visible"] = {
-        "object_frames": sum(v[0] for v in lost.values()),
-        "visible_object_frames": sum(v[1] for v in lost.values()),
+        "object_frames": lost_frames,
+        "visible_object_frames": visible,
+        "fraction": lost_frames / max(visible, 1),
     }
-    summary["lost_while_visible"]["fraction"] = summary["lost_while_visible"]["object_frames"] / max(
-        summary["lost_while_visible"]["visible_object_frames"], 1
-    )
     summary["sequences"] = {
         r.name: {
             "num_frames": r.num_frames,
