@@ -51,7 +51,7 @@ PAPER_OVERRIDES = [
     f"inference.{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
     for k, v in PAPER_RULES.items()
 ]
-BASELINE_LABELS = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
+BASELINE_LABELS = stages.BASELINE_LABELS
 # Table 6's row for the library's default inference (conf/inference/default.yaml): the paper's cascade
 # plus the guards that keep flow propagation the floor and the appearance memory
 DEFAULT_LABEL = "library default (+ guards, + appearance memory)"

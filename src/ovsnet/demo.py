@@ -67,8 +67,7 @@ def train_stage(
     out: Path, stage: str, minutes: float, extra: list[str], experiment: str = DEFAULT_EXPERIMENT
 ) -> Path:
     """Train the demo experiment for ``minutes`` under ``out/stage``; returns the last checkpoint."""
-    budget = time.strftime("%H:%M:%S", time.gmtime(max(minutes, 0.05) * 60))
-    return stages.train_stage(out, stage, [f"trainer.max_time=00:{budget}", *extra], experiment)[0]
+    return stages.train_stage(out, stage, [stages.max_time_override(minutes), *extra], experiment)[0]
 
 
 def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = DEFAULT_EXPERIMENT) -> Path:
@@ -150,7 +149,7 @@ def show_results(summary: dict, per_object: pd.DataFrame | None, ablations: dict
             for name, s in ablations.items()
         }
     )
-    labels = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
+    labels = stages.BASELINE_LABELS
     rows.update({labels.get(k, k): v for k, v in (summary.get("baselines") or {}).items()})
     for name, metrics in rows.items():
         table.add_row(name, *(f"{metrics.get(c, float('nan')):.3f}" for c in SCORE_COLUMNS))
@@ -236,12 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
         choices=sorted(EXPERIMENTS),
         help="demo: toy videos, ResNet-18 from scratch; demo_photo: photo videos, pretrained EfficientNet-Lite0",
     )
-    parser.add_argument(
-        "--train", nargs="*", default=[], metavar="KEY=VALUE", help="extra train.yaml overrides"
-    )
-    parser.add_argument(
-        "--eval", nargs="*", default=[], metavar="KEY=VALUE", help="extra evaluate.yaml overrides"
-    )
+    stages.add_override_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     return run_demo(args.out, args.minutes, args.train, args.eval, args.experiment)

@@ -67,13 +67,14 @@ def holdout_videos(davis: Path, train_overrides: Sequence[str] = ()) -> list[str
     return [str(name) for name in cfg.data.holdout]
 
 
-def data_overrides(davis: Path, holdout: Sequence[str]) -> list[str]:
-    """The held-out videos of DAVIS 2016 train (at the resolution the folder has), as ``evaluate.py``
-    overrides."""
+def data_overrides(davis: Path, holdout: Sequence[str], resolution: str | None = None) -> list[str]:
+    """The held-out videos of DAVIS 2016 train (at ``resolution``, default: the one the folder has), as
+    ``evaluate.py`` overrides."""
+    resolution = resolution or detect_davis_layout(davis, "train")[1]
     return [
         "data=davis16",
         f"data.root={davis}",
-        f"data.resolution={detect_davis_layout(davis, 'train')[1]}",
+        f"data.resolution={resolution}",
         "split=train",
         f"sequences=[{','.join(holdout)}]",
     ]
@@ -99,13 +100,13 @@ def _stage_done(out: Path, stage: str) -> Path | None:
 
 
 def train_stages(
-    out: Path, davis: Path, minutes: float, adapt_to: Path | None, extra: Sequence[str]
+    out: Path, davis: Path, resolution: str, minutes: float, adapt_to: Path | None, extra: Sequence[str]
 ) -> tuple[Path, dict[str, float]]:
     """Run :data:`STAGES` in order (each from the previous one's checkpoint, finished ones skipped); returns
     the final checkpoint and each stage's minutes."""
     ckpt: Path | None = None
     spent: dict[str, float] = {}
-    common = [f"data.root={davis}", f"data.resolution={detect_davis_layout(davis, 'train')[1]}"]
+    common = [f"data.root={davis}", f"data.resolution={resolution}"]
     if adapt_to is not None:
         common.append(f"data.adapt_root={adapt_to}")
     for index, (stage, share, overrides) in enumerate(STAGES, start=1):
@@ -114,14 +115,16 @@ def train_stages(
             console.print(f"  stage {index}/{len(STAGES)} {stage}: done before ({done})")
             ckpt = done
             continue
-        budget = time.strftime("%H:%M:%S", time.gmtime(max(share * minutes, 0.05) * 60))
         init = [f"model.init_checkpoint={ckpt}"] if ckpt is not None else []
         console.print(
             f"  stage {index}/{len(STAGES)} {stage}: {share * minutes:.1f} min ({' '.join(overrides)})"
         )
         start = time.perf_counter()
         ckpt, _ = stages.train_stage(
-            out, stage, [f"trainer.max_time=00:{budget}", *common, *overrides, *init, *extra], EXPERIMENT
+            out,
+            stage,
+            [stages.max_time_override(share * minutes), *common, *overrides, *init, *extra],
+            EXPERIMENT,
         )
         spent[stage] = (time.perf_counter() - start) / 60
         with atomic_path(out / stage / ".done") as tmp:
@@ -199,10 +202,13 @@ def show_table(rows: dict[str, dict[str, Any]]) -> None:
             f"{lost.get('object_frames', 0)} of {lost.get('visible_object_frames', 0)}",
             f"{summary.get('fps', 0.0):.1f}",
         )
-    names = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
     for key, metrics in (first.get("baselines") or {}).items():
         table.add_row(
-            names.get(key, key), *(f"{metrics.get(c, float('nan')):.3f}" for c in COLUMNS), "", "", ""
+            stages.BASELINE_LABELS.get(key, key),
+            *(f"{metrics.get(c, float('nan')):.3f}" for c in COLUMNS),
+            "",
+            "",
+            "",
         )
     console.print(table)
 
@@ -223,12 +229,13 @@ def run_davis16(
     console.rule("[bold]ovsnet davis16[/]: DAVIS 2016 train -> three CPU stages -> held-out videos")
     target = adapt_to if adapt_to is not None else "the held-out training videos"
     console.print(f"1/3 training {EXPERIMENT} for {minutes:g} min on {davis} (adapting to {target}) ...")
-    ckpt, spent = train_stages(out, davis, minutes, adapt_to, train_overrides)
+    resolution = detect_davis_layout(davis, "train")[1]
+    ckpt, spent = train_stages(out, davis, resolution, minutes, adapt_to, train_overrides)
     holdout = holdout_videos(davis, train_overrides)
     console.print("2/3 calibrating rho_reid on training videos ...")
-    ckpt = calibrate(out, davis, ckpt, holdout, detect_davis_layout(davis, "train")[1])
+    ckpt = calibrate(out, davis, ckpt, holdout, resolution)
     console.print(f"3/3 segmenting the held-out videos with {ckpt.name}, its ablations and no network ...")
-    data = data_overrides(davis, holdout)
+    data = data_overrides(davis, holdout, resolution)
     rows = evaluate_rows(out, data, ckpt, eval_overrides)
     show_table(rows)
     best = rows[EVALUATIONS[0][0]]
@@ -273,12 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     )
     parser.add_argument("--out", type=Path, default=Path("davis16_output"))
     parser.add_argument("--minutes", type=float, default=60.0, help="training time budget, all stages")
-    parser.add_argument(
-        "--train", nargs="*", default=[], metavar="KEY=VALUE", help="extra train.yaml overrides"
-    )
-    parser.add_argument(
-        "--eval", nargs="*", default=[], metavar="KEY=VALUE", help="extra evaluate.yaml overrides"
-    )
+    stages.add_override_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not args.davis.is_dir():

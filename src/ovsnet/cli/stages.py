@@ -7,13 +7,33 @@ run is reproducible from the command line with the same overrides.
 
 from __future__ import annotations
 
+import argparse
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ovsnet.training import compose_config, finish_wandb, progress_bar_overrides, run_dir_overrides
 
-__all__ = ["evaluate_stage", "train_stage"]
+__all__ = ["BASELINE_LABELS", "add_override_arguments", "evaluate_stage", "max_time_override", "train_stage"]
+
+# how the model-free baselines of an evaluation summary are named in every printed table
+BASELINE_LABELS = {"copy": "copy the first mask (no model)", "flow": "optical-flow propagation (no model)"}
+
+
+def max_time_override(minutes: float) -> str:
+    """``trainer.max_time`` for a stage budgeted by ``minutes`` (at least 3 s, so a tiny budget still runs)."""
+    return f"trainer.max_time=00:{time.strftime('%H:%M:%S', time.gmtime(max(minutes, 0.05) * 60))}"
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--train`` / ``--eval``: extra train.yaml / evaluate.yaml overrides of a scripted run."""
+    parser.add_argument(
+        "--train", nargs="*", default=[], metavar="KEY=VALUE", help="extra train.yaml overrides"
+    )
+    parser.add_argument(
+        "--eval", nargs="*", default=[], metavar="KEY=VALUE", help="extra evaluate.yaml overrides"
+    )
 
 
 def train_stage(
