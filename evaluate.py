@@ -1,10 +1,10 @@
 """Evaluate OVS-Net: ``python evaluate.py data=davis17 ckpt_path=... [inference=no_reid] [key=value ...]``.
 
 Thin Hydra entrypoint: compose the config (``conf/inference`` typed by
-:class:`ovsnet.evaluation.settings.InferenceConfig`, so a wrong value fails here naming its key), instantiate
+:class:`ovsnet.inference.schema.InferenceConfig`, so a wrong value fails here naming its key), instantiate
 the loggers, call :func:`ovsnet.evaluation.run_evaluation` (``task=dataset``) or
 :func:`ovsnet.evaluation.run_video` (``task=video``), and return ``cfg.optimized_metric`` for sweepers.
-Multiruns (``-m inference.rho_reid=2.1,2.2,...``) end with the sweep table and plot written by the
+Multiruns (``-m inference.reid.rho=2.1,2.2,...``) end with the sweep table and plot written by the
 ``hydra.callbacks.sweep_summary`` callback. Bad input (a missing or corrupt file, a wrong setting) is one
 line naming it, exit code 2; Ctrl-C is one line, exit code 130 (``HYDRA_FULL_ERROR=1``: full tracebacks).
 """
@@ -20,7 +20,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-import ovsnet.evaluation.settings  # noqa: F401 - registers the inference schema before Hydra composes
+import ovsnet.inference.schema  # noqa: F401 - registers the inference schema before Hydra composes
 import ovsnet.schemas  # noqa: F401 - registers the trainer, model and data schemas
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
@@ -32,7 +32,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the configured task; returns its summary (``summary.json``)."""
     from ovsnet.data.io import DataError
     from ovsnet.evaluation import run_evaluation, run_video
-    from ovsnet.training import instantiate_group, use_wandb_offline_without_key
+    from ovsnet.hydra_utils import instantiate_group
+    from ovsnet.wandb_utils import use_wandb_offline_without_key
 
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
@@ -48,8 +49,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate.yaml")
 def main(cfg: DictConfig) -> float | None:
-    from ovsnet.cli.errors import one_line_errors
-    from ovsnet.training import finish_wandb
+    from ovsnet.errors import one_line_errors
+    from ovsnet.wandb_utils import finish_wandb
 
     resume = None
     if cfg.get("task", "dataset") == "dataset":

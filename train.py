@@ -7,8 +7,9 @@ before its first validation; NaN with a warning when it still does not exist). E
 ``train_result.json`` into its output dir; a multirun ends with ``sweep_summary.{csv,md}`` in the sweep dir
 (``hydra.callbacks.train_sweep_summary``). A diverging run stops with one line (``training diverged at step
 N, loss X; lower the learning rate ...``) and exit code 2; in a multirun the job is recorded as diverged and
-returns NaN, and the sweep goes on. Bad data is one line naming the file (exit code 2) and Ctrl-C one line
-saying how to resume (exit code 130). Unknown keys fail with Hydra's own message.
+returns NaN, and the sweep goes on. Bad data, or a value only torch or Lightning rejects (``model.optimizer.lr=-1``,
+``trainer.max_steps=-5``), is one line naming the file or key (exit code 2) and Ctrl-C one line saying how to
+resume (exit code 130). Unknown keys fail with Hydra's own message.
 """
 
 from __future__ import annotations

@@ -42,15 +42,24 @@ import torch
 from matplotlib.figure import Figure
 
 from ovsnet.cli import stages
-from ovsnet.inference.cascade import PAPER_RULES
-from ovsnet.training import compose_config
+from ovsnet.hydra_utils import CONF_DIR, compose_config
+from ovsnet.inference.settings import dotted
 
-# the tables reproduce the paper's cascade: its rules exactly (conf/inference/paper.yaml), on top of each
-# row's preset, not the library's default guards
-PAPER_OVERRIDES = [
-    f"inference.{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
-    for k, v in PAPER_RULES.items()
-]
+
+def _paper_overrides() -> list[str]:
+    """The paper's cascade exactly (conf/inference/paper.yaml: what it sets besides its defaults and name)
+    as command-line overrides, put on top of each row's preset instead of the library's default guards."""
+    from omegaconf import OmegaConf
+
+    preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "inference" / "paper.yaml"))
+    rules = dotted({k: v for k, v in preset.items() if k not in ("defaults", "name")}, "paper.yaml")
+    spelled = {
+        k: "null" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in rules.items()
+    }
+    return [f"inference.{k}={v}" for k, v in spelled.items()]
+
+
+PAPER_OVERRIDES = _paper_overrides()
 BASELINE_LABELS = stages.BASELINE_LABELS
 # Table 6's row for the library's default inference (conf/inference/default.yaml): the paper's cascade
 # plus the guards that keep flow propagation the floor and the appearance memory
@@ -279,12 +288,12 @@ def run_tables(run: Run, main_ckpt: Path, lambda_ckpts: dict[float, Path]) -> di
             run,
             main_ckpt,
             f"no_mga_rho_reid_{rho:g}",
-            ["inference=no_mga", f"inference.rho_reid={rho}"],
+            ["inference=no_mga", f"inference.reid.rho={rho}"],
         )
         for rho in RHO_REID
     }
     full_iou = {
-        rho: evaluate(run, main_ckpt, f"full_rho_iou_{rho:g}", [f"inference.rho_iou={rho}"])
+        rho: evaluate(run, main_ckpt, f"full_rho_iou_{rho:g}", [f"inference.cascade.rho_iou={rho}"])
         for rho in RHO_IOU
     }
     full = full_iou[0.3]
@@ -331,7 +340,7 @@ def low_threshold_rows(run: Run, main_ckpt: Path) -> list[dict[str, Any]]:
                 run,
                 main_ckpt,
                 f"no_mga_rho_reid_{rho:g}",
-                ["inference=no_mga", f"inference.rho_reid={rho}"],
+                ["inference=no_mga", f"inference.reid.rho={rho}"],
             ),
             None,
         )
@@ -349,7 +358,7 @@ def reid_distances(run: Run, ckpt: Path, min_iou: float = 0.5) -> dict[str, list
     from torchvision.ops import box_iou, masks_to_boxes
 
     from ovsnet.data.loading import load_sequences
-    from ovsnet.models.checkpoint import load_model
+    from ovsnet.models.loading import load_model
 
     cache = run.work / "eval" / "reid_distances.json"
     if cache.is_file():

@@ -3,7 +3,7 @@ no-network pipeline and the model-free baselines (copy the first mask; optical-f
 
     python bench/davis16_variants.py --ckpt davis16_output/adapt/checkpoints/last.ckpt \\
         --variant "paper rules=inference=paper" \\
-        --variant "iou blend=inference.switch_iou=0.5,inference.iou_flow_weight=0.5"
+        --variant "iou blend=inference.cascade.switch_iou=0.5,inference.cascade.iou_flow_weight=0.5"
 
 Each ``--variant`` is ``NAME=OVERRIDE[,OVERRIDE...]`` (evaluate.py overrides). The rows ``checkpoint settings``
 (what the checkpoint stores) and ``no network`` are always there. Every evaluation is ``evaluate.py``'s own, its

@@ -24,9 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ovsnet.data.io import write_label_map
-from ovsnet.inference.cascade import PAPER_RULES, CascadeConfig
+from ovsnet.hydra_utils import compose_config
 from ovsnet.inference.flow import build_flow
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
+from ovsnet.inference.settings import resolve
 from ovsnet.utils import resolve_device, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +102,8 @@ def time_segmenter(
     # never drop objects, so MGA runs for every object on every frame as it would with a trained model.
     # the paper's cascade (every candidate can pass the IoU path: its worst case) with the fast flow
     # (inference=fast); the default DIS medium flow costs about 15 ms more per frame at 480p
-    config = CascadeConfig(**{**PAPER_RULES, "min_candidate_score": 0.0, "max_flow_streak": None})
+    paper = compose_config("evaluate.yaml", ["inference=paper"]).inference
+    config = resolve(paper, overrides={"cascade.min_candidate_score": 0.0, "cascade.max_flow_streak": None})
     flow = build_flow("dis", preset="ultrafast", scale=0.5, max_height=None)
     segmenter = VideoSegmenter(model, flow, config=config, device=device)
     segmenter.start(frames[0], first)

@@ -1,14 +1,14 @@
 """The default inference on given checkpoints and videos beside its variants and the model-free baselines
 (copy the first mask; optical-flow propagation) on the same videos: J&F with the default settings, without
-the appearance correction (``inference.appearance=null``), with the absence rule
-(``inference.max_unsupported_streak=2``), and with any extra settings (``--variant``).
+the appearance correction (``inference.appearance.backbone=null``), with the absence rule
+(``inference.absence.max_unsupported_streak=2``), and with any extra settings (``--variant``).
 
 Each ``--set`` is ``NAME=CHECKPOINT:DATA_GROUP:ROOT`` (a DAVIS-layout folder with a ``val`` split), e.g. the
 checkpoint and data of a ``make demo`` run:
 
     python bench/inference_variants.py \\
         --set demo=demo_output/train_mga/checkpoints/last.ckpt:synthetic_photo:demo_output/data/synthetic_photo \\
-        --variant no_mga=inference.use_mga=false
+        --variant no_mga=inference.mga.enabled=false
 
 Every evaluation is ``evaluate.py``'s own (``ovsnet.cli.stages.evaluate_stage``), its outputs under ``--work``;
 the table goes to the terminal and ``--out`` (JSON).
@@ -28,8 +28,8 @@ from ovsnet.utils import write_json_atomic
 ROOT = Path(__file__).resolve().parents[1]
 BUILT_IN = {
     "default": [],
-    "no appearance": ["inference.appearance=null"],
-    "absence rule": ["inference.max_unsupported_streak=2"],
+    "no appearance": ["inference.appearance.backbone=null"],
+    "absence rule": ["inference.absence.max_unsupported_streak=2"],
 }
 
 

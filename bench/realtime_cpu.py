@@ -33,7 +33,6 @@ from rich.table import Table
 
 from ovsnet.data.davis import load_davis
 from ovsnet.data.sequence import VideoSequence
-from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.realtime import (
     RealtimeSettings,
     for_onnx,
@@ -43,6 +42,7 @@ from ovsnet.inference.realtime import (
 )
 from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
+from ovsnet.inference.settings import InferenceSettings, checkpoint_settings, resolve
 from ovsnet.utils import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def make_videos(root: Path, sequences: int, frames: int, seed: int) -> Path:
 
 
 def realtime_model_config() -> dict[str, Any]:
-    from ovsnet.training import compose_config
+    from ovsnet.hydra_utils import compose_config
     from ovsnet.utils import plain
 
     return dict(plain(compose_config("train.yaml", ["model=realtime"]).model.model_config))
@@ -128,13 +128,13 @@ def train_checkpoint(work: Path, data: Path, minutes: float, quick: bool) -> Pat
     return trained
 
 
-def cascade_for(preset: str, stored: dict[str, Any]) -> tuple[CascadeConfig, Any]:
+def cascade_for(preset: str, stored: dict[str, Any]) -> tuple[InferenceSettings, Any]:
     """The preset's cascade with the checkpoint's calibrated values over it (as evaluate.py does), and its flow."""
-    from ovsnet.evaluation.settings import cascade_config, make_flow
-    from ovsnet.training import compose_config
+    from ovsnet.evaluation.settings import make_flow
+    from ovsnet.hydra_utils import compose_config
 
     inference = compose_config("evaluate.yaml", [f"inference={preset}"]).inference
-    return cascade_config(inference, stored), make_flow(inference.flow)
+    return resolve(inference, stored), make_flow(inference.flow)
 
 
 def run(
@@ -181,21 +181,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from ovsnet.export import export_checkpoint
     from ovsnet.inference.onnx_backend import load_onnx_model
-    from ovsnet.models.checkpoint import load_model
+    from ovsnet.models.loading import load_model
 
     settings = RealtimeSettings(threads=args.threads)
     results: list[RunResult] = []
 
     model = load_model(ckpt)
     size_test_time(model, 1000, 1000, 100)  # torchvision's defaults, whatever the checkpoint was trained with
-    stored = dict(getattr(model, "inference_settings", {}))
+    stored = checkpoint_settings(ckpt)
     config, flow = cascade_for("default", stored)
     results.append(
         run("default", lambda: VideoSegmenter(model, flow, config), sequences, args.work / "default")
     )
 
     rt_config, rt_flow = cascade_for("realtime", stored)
-    rt_model = prepare_realtime(load_model(ckpt), settings, rt_config.min_candidate_score)
+    rt_model = prepare_realtime(load_model(ckpt), settings, rt_config.cascade.min_candidate_score)
     results.append(
         run(
             "realtime/torch",
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = export_checkpoint(ckpt, args.work / "onnx" / "model.onnx")
     export_s = time.perf_counter() - start
     onnx_model = load_onnx_model(onnx_path, threads=args.threads, spinning=args.spinning)
-    prepare_realtime(onnx_model, for_onnx(settings), rt_config.min_candidate_score)
+    prepare_realtime(onnx_model, for_onnx(settings), rt_config.cascade.min_candidate_score)
     results.append(
         run(
             "realtime/onnx",

@@ -59,6 +59,12 @@ BENCHMARKS: list[tuple[str, str, list[str], str]] = [
         ["--threads", "2"],
         "realtime preset at 240x427, 3 objects: fps, per-stage ms, J&F; PyTorch vs ONNX Runtime vs default",
     ),
+    (
+        "realtime_480p",
+        "bench/realtime_480p.py",
+        ["--videos", "2", "--frames", "20", "--threads", "2"],
+        "default and realtime presets at 854x480 beside flow propagation (untrained model: speed only)",
+    ),
 ]
 
 

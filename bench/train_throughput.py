@@ -30,7 +30,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ovsnet.training import compose_config, instantiate_group
+from ovsnet.hydra_utils import compose_config, instantiate_group
 
 TARGET_DATA_SHARE = 0.10
 

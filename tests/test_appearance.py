@@ -10,9 +10,9 @@ from skimage import data as skdata
 
 from ovsnet.data.io import DataError
 from ovsnet.inference.appearance import AppearanceMemory, band_pixels, correct_masks, dilate
-from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.flow import ZeroFlow
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.inference.settings import AppearanceSettings, resolve
 from tests.tiny_models import FakeModel, make_video
 
 H, W = 96, 128
@@ -50,9 +50,9 @@ def test_correct_masks_moves_pixels_only_within_the_band_and_by_the_prior() -> N
     # half the evidence is not enough to leave the mask (prior floor 1e-3 ** 0.25 = 0.18)
     weak = looks.clone()
     weak[0], weak[1] = 0.3, 0.65
-    assert torch.equal(correct_masks(probs, weak, allowed)[0, 1, :], torch.zeros(10))
+    assert torch.equal(correct_masks(probs, weak, allowed, 0.25)[0, 1, :], torch.zeros(10))
     with pytest.raises(ValueError, match="do not match"):
-        correct_masks(probs, looks[:2], allowed)
+        correct_masks(probs, looks[:2], allowed, 0.25)
 
 
 def _photo_scene(dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +101,7 @@ def test_a_mask_flow_cannot_move_follows_its_object_by_appearance() -> None:
         seg = VideoSegmenter(
             FakeModel(blind_calls=blind),
             ZeroFlow(),
-            CascadeConfig(appearance=appearance, appearance_band=0.06),
+            resolve(overrides={"appearance.backbone": appearance, "appearance.band": 0.06}),
         )
         seg.start(frames[0], labels[0])
         outputs = [seg.step(f) for f in frames[1:]]
@@ -112,9 +112,9 @@ def test_a_mask_flow_cannot_move_follows_its_object_by_appearance() -> None:
 
 
 def test_config_rejects_unknown_backbones_and_bad_ranges() -> None:
-    with pytest.raises(ValueError, match="appearance must be null or one of"):
-        CascadeConfig(appearance="resnet18")
-    with pytest.raises(ValueError, match="appearance_band"):
-        CascadeConfig(appearance_band=1.5)
+    with pytest.raises(ValueError, match="appearance.backbone must be null"):
+        AppearanceMemory(AppearanceSettings(backbone="resnet18"))
+    with pytest.raises(ValueError, match="appearance.band"):
+        resolve(overrides={"appearance.band": 1.5})
     with pytest.raises(ValueError, match="short_side"):
-        AppearanceMemory(short_side=8)
+        AppearanceSettings(short_side=8)

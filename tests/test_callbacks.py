@@ -57,8 +57,8 @@ def test_fit_logs_video_metrics(tmp_path: Path, data_root: Path) -> None:
         every_n_epochs=1,
         max_sequences=2,
         max_frames=4,
-        inference={"rho_iou": 0.3, "flow": {"_target_": "ovsnet.inference.flow.DISFlow"}},
-        rho_reid=2.3,
+        inference={"cascade": {"rho_iou": 0.3}, "flow": {"_target_": "ovsnet.inference.flow.DISFlow"}},
+        overrides={"reid.rho": 2.3},
     )
     trainer = pl.Trainer(
         max_steps=2,
@@ -130,7 +130,7 @@ def test_ranks_split_videos_and_sums_add_up(tmp_path: Path, data_root: Path) -> 
 
     torch.manual_seed(0)
     model = build_ovsnet(**TINY_TRAIN_MODEL)
-    callback = VideoSegmentationCallback(max_frames=4, log_media=False, flow=FAST_FLOW)
+    callback = VideoSegmentationCallback(max_frames=4, log_media=False, inference={"flow": FAST_FLOW})
     single = _FakeModule(model)
     callback.on_validation_epoch_end(_fake_trainer(data_root, 1, 0, tmp_path), single)
     assert set(single.logged) >= {"val/J", "val/F", "val/JF", "val/fps"}
@@ -157,9 +157,23 @@ def test_truncate_and_arguments(data_root: Path) -> None:
     with pytest.raises(ValueError, match="max_frames"):
         VideoSegmentationCallback(max_frames=2)
     with pytest.raises(ValueError, match="rho_typo"):
-        VideoSegmentationCallback(rho_typo=1.0)
+        VideoSegmentationCallback(overrides={"reid.rho_typo": 1.0})
+    with pytest.raises(ValueError, match="inference.reid.rho"):  # an old flat name: its new key is named
+        VideoSegmentationCallback(overrides={"rho_reid": 1.0})
     with pytest.raises(ValueError, match="_target_"):
-        VideoSegmentationCallback(flow={"backend": "dis"})
+        VideoSegmentationCallback(inference={"flow": {"backend": "dis"}})
+
+
+def test_settings_precedence_preset_then_module_then_overrides() -> None:
+    """The module's stored settings (here in the old flat names) beat the preset; overrides beat both."""
+    callback = VideoSegmentationCallback(
+        inference={"name": "x", "reid": {"rho": 2.0}, "cascade": {"rho_iou": 0.4}},
+        overrides={"cascade.switch_iou": 0.6},
+    )
+    module = SimpleNamespace(hparams={"inference_settings": {"rho_reid": 0.7, "switch_iou": 0.5}})
+    config = callback._config_for(module)
+    assert (config.reid.rho, config.cascade.rho_iou, config.cascade.switch_iou) == (0.7, 0.4, 0.6)
+    assert callback._config_for(SimpleNamespace(hparams={})).reid.rho == 2.0
 
 
 def test_validation_videos_come_from_the_public_datamodule_api(data_root: Path) -> None:

@@ -8,8 +8,6 @@ import torch.nn.functional as F
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from ovsnet.inference.cascade import (
-    PAPER_RULES,
-    CascadeConfig,
     Decision,
     TrackState,
     associate,
@@ -18,6 +16,8 @@ from ovsnet.inference.cascade import (
     update_state,
 )
 from ovsnet.inference.memory import ReIDBank
+from ovsnet.inference.settings import InferenceSettings, resolve
+from tests.tiny_models import paper_config
 
 H = W = 20
 
@@ -44,11 +44,12 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _run(
-    templates, cands, embs, banks, states=None, guarded: bool = False, alive: bool = True, **cfg
+    templates, cands, embs, banks, states=None, guarded: bool = False, alive: bool = True, cfg=None
 ) -> list[Decision]:
     """The paper's rules unless ``guarded`` (the library's default guards on the IoU path, plus the absence
     rule after 2 unsupported frames: ``inference=realtime``'s, off by default since the appearance
-    correction); candidates are given as masks and their pixel IoUs with the templates go to ``associate``."""
+    correction), with ``cfg`` (dotted keys) over them; candidates are given as masks and their pixel IoUs
+    with the templates go to ``associate``."""
     states = states or [TrackState() for _ in banks]
     stacked = torch.stack(templates)
     masks = torch.stack(cands) if cands else torch.zeros(0, H, W)
@@ -58,7 +59,9 @@ def _run(
         embs,
         banks,
         states,
-        CascadeConfig(**{**({"max_unsupported_streak": 2} if guarded else PAPER_RULES), **cfg}),
+        resolve(None, None, {"absence.max_unsupported_streak": 2, **(cfg or {})})
+        if guarded
+        else paper_config(cfg),
         alive,
     )
 
@@ -104,13 +107,13 @@ def test_box_mask_iou_is_as_accurate_as_pasting_at_the_reduced_resolution() -> N
 def test_associate_takes_the_iou_matrix() -> None:
     iou = torch.tensor([[0.2, 0.85, 0.5]])
     template, bank = torch.stack([_box(0, 0)]), [_bank([0.0])]
-    d = associate(template, iou, None, bank, [TrackState()], CascadeConfig())
+    d = associate(template, iou, None, bank, [TrackState()], InferenceSettings())
     assert d[0].path == "iou" and d[0].candidate == 1 and d[0].iou == pytest.approx(0.85)
     assert d[0].reid_distance is None and d[0].flow_area == 36.0  # the warped area, not what decided
     with pytest.raises(ValueError, match="IoU matrix"):
-        associate(template, iou.T, None, bank, [TrackState()], CascadeConfig())
+        associate(template, iou.T, None, bank, [TrackState()], InferenceSettings())
     with pytest.raises(ValueError, match="2 embeddings for 3 candidates"):
-        associate(template, iou, torch.zeros(2, 4), bank, [TrackState()], CascadeConfig())
+        associate(template, iou, torch.zeros(2, 4), bank, [TrackState()], InferenceSettings())
 
 
 def test_iou_path_wins_and_best_candidate_is_taken() -> None:
@@ -126,9 +129,11 @@ def test_iou_below_threshold_falls_to_reid_then_flow() -> None:
     assert d[0] == Decision("reid", 0, reid_distance=0.5)
     d = _run([template], [far], torch.tensor([[5.0, 0.0]]), [_bank([0.0, 0.0])])
     assert d[0].path == "flow" and d[0].candidate is None and d[0].flow_area == 36
-    d = _run([template], [far], torch.tensor([[5.0, 0.0]]), [_bank([0.0, 0.0])], use_flow=False)
+    d = _run(
+        [template], [far], torch.tensor([[5.0, 0.0]]), [_bank([0.0, 0.0])], cfg={"cascade.use_flow": False}
+    )
     assert d[0].path == "absent"
-    d = _run([template], [far], near_emb, [_bank([0.0, 0.0])], use_reid=False)
+    d = _run([template], [far], near_emb, [_bank([0.0, 0.0])], cfg={"reid.enabled": False})
     assert d[0].path == "flow"
 
 
@@ -144,8 +149,8 @@ def test_reid_ranking_min_vs_mean() -> None:
     bank = _bank([0.0, 0.0], [1.9, 0.0], [1.9, 0.0])
     embs = torch.tensor([[0.1, 0.0], [1.8, 0.0]])  # mean: cand 1 closer; min: cand 0 closer
     cands = [_box(0, 0), _box(10, 10)]
-    assert _run([torch.zeros(H, W)], cands, embs, [bank], reid_distance="mean")[0].candidate == 1
-    assert _run([torch.zeros(H, W)], cands, embs, [bank], reid_distance="min")[0].candidate == 0
+    assert _run([torch.zeros(H, W)], cands, embs, [bank], cfg={"reid.distance": "mean"})[0].candidate == 1
+    assert _run([torch.zeros(H, W)], cands, embs, [bank], cfg={"reid.distance": "min"})[0].candidate == 0
 
 
 def test_one_candidate_never_serves_two_objects() -> None:
@@ -174,9 +179,17 @@ def test_absent_objects_come_back_only_through_reid() -> None:
 def test_flow_streak_and_min_area_mark_absent() -> None:
     emb = torch.zeros(0, 2)
     streak = [TrackState(present=True, flow_streak=3)]
-    assert _run([_box(0, 0)], [], emb, [_bank([0.0])], states=streak, max_flow_streak=3)[0].path == "absent"
-    assert _run([_box(0, 0)], [], emb, [_bank([0.0])], states=streak, max_flow_streak=4)[0].path == "flow"
-    assert _run([_box(0, 0, 2)], [], emb, [_bank([0.0])], min_flow_area=5)[0].path == "absent"
+    assert (
+        _run([_box(0, 0)], [], emb, [_bank([0.0])], states=streak, cfg={"cascade.max_flow_streak": 3})[0].path
+        == "absent"
+    )
+    assert (
+        _run([_box(0, 0)], [], emb, [_bank([0.0])], states=streak, cfg={"cascade.max_flow_streak": 4})[0].path
+        == "flow"
+    )
+    assert (
+        _run([_box(0, 0, 2)], [], emb, [_bank([0.0])], cfg={"cascade.min_flow_area": 5})[0].path == "absent"
+    )
     state = TrackState()
     for _ in range(3):
         state = update_state(state, Decision("flow"))
@@ -186,11 +199,16 @@ def test_flow_streak_and_min_area_mark_absent() -> None:
 
 
 def test_config_and_shape_errors() -> None:
-    with pytest.raises(ValueError, match="reid_update"):
-        CascadeConfig(reid_update="always")
+    with pytest.raises(ValueError, match="reid.update"):
+        resolve(overrides={"reid.update": "always"})
     with pytest.raises(ValueError, match="1 templates but 2 banks"):
         associate(
-            torch.zeros(1, 4, 4), torch.zeros(1, 0), None, [_bank([0.0])] * 2, [TrackState()], CascadeConfig()
+            torch.zeros(1, 4, 4),
+            torch.zeros(1, 0),
+            None,
+            [_bank([0.0])] * 2,
+            [TrackState()],
+            InferenceSettings(),
         )
 
 
@@ -205,19 +223,27 @@ def test_guarded_iou_path_keeps_the_flow_proposal_for_a_half_overlapping_detecti
     passes switch_iou=0.5 but not the default 0.8."""
     emb, bank = torch.zeros(1, 2), _bank([0.0, 0.0])
     assert _run([_box(0, 0)], [_box(0, 3)], emb, [bank])[0].path == "iou"
-    assert _run([_box(0, 0)], [_box(0, 3)], emb, [bank], guarded=True, switch_iou=0.5)[0].path == "flow"
-    assert _run([_box(0, 0)], [_box(0, 1)], emb, [bank], guarded=True, switch_iou=0.5)[0].path == "iou"
+    assert (
+        _run([_box(0, 0)], [_box(0, 3)], emb, [bank], guarded=True, cfg={"cascade.switch_iou": 0.5})[0].path
+        == "flow"
+    )
+    assert (
+        _run([_box(0, 0)], [_box(0, 1)], emb, [bank], guarded=True, cfg={"cascade.switch_iou": 0.5})[0].path
+        == "iou"
+    )
     assert _run([_box(0, 0)], [_box(0, 1)], emb, [bank], guarded=True)[0].path == "flow"
 
 
 def test_guarded_iou_path_rejects_an_overlapping_detection_of_another_appearance() -> None:
     """Same place, wrong Re-ID embedding (far from every bank entry): not the object, flow path instead."""
     far, near = torch.tensor([[9.0, 9.0]]), torch.tensor([[0.1, 0.0]])
-    bank, s = _bank([0.0, 0.0]), {"guarded": True, "switch_iou": 0.5}
-    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], **s)[0].path == "flow"
-    assert _run([_box(0, 0)], [_box(0, 1)], near, [bank], **s)[0].path == "iou"
-    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], **s, iou_reid_check=False)[0].path == "iou"
-    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], **s, use_reid=False)[0].path == "iou"
+    bank, switch = _bank([0.0, 0.0]), {"cascade.switch_iou": 0.5}
+    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], guarded=True, cfg=switch)[0].path == "flow"
+    assert _run([_box(0, 0)], [_box(0, 1)], near, [bank], guarded=True, cfg=switch)[0].path == "iou"
+    unchecked = {**switch, "cascade.iou_reid_check": False}
+    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], guarded=True, cfg=unchecked)[0].path == "iou"
+    no_reid = {**switch, "reid.enabled": False}
+    assert _run([_box(0, 0)], [_box(0, 1)], far, [bank], guarded=True, cfg=no_reid)[0].path == "iou"
 
 
 def test_absence_needs_evidence_by_default() -> None:
@@ -231,17 +257,17 @@ def test_absence_needs_evidence_by_default() -> None:
 @pytest.mark.parametrize(
     "key,value",
     [
-        ("switch_iou", 1.5),
-        ("mga_min_iou", -0.1),
-        ("max_flow_streak", -1),
-        ("max_unsupported_streak", -1),
-        ("support_iou", 1.5),
-        ("implausible_growth", 0.5),
+        ("cascade.switch_iou", 1.5),
+        ("mga.min_iou", -0.1),
+        ("cascade.max_flow_streak", -1),
+        ("absence.max_unsupported_streak", -1),
+        ("absence.support_iou", 1.5),
+        ("absence.implausible_growth", 0.5),
     ],
 )
 def test_guard_settings_are_checked(key: str, value: float) -> None:
-    with pytest.raises(ValueError, match=key):
-        CascadeConfig(**{key: value})
+    with pytest.raises(ValueError, match=f"inference.{key}"):
+        resolve(overrides={key: value})
 
 
 def _unsupported(streak: int, ref_area: float | None) -> list[TrackState]:
@@ -255,8 +281,8 @@ def test_unsupported_warped_mask_leaves_only_when_it_looks_like_flow_failure() -
     middle, border = _box(7, 7), _box(0, 7)  # 36 pixels each
     elsewhere = [_box(15, 15, 4)]  # the detector works, but sees nothing where the warped mask is
 
-    def path(template: torch.Tensor, states: list[TrackState], cands=elsewhere, **cfg: object) -> str:
-        return _run([template], cands, emb[: len(cands)], bank, states=states, guarded=True, **cfg)[0].path
+    def path(template: torch.Tensor, states: list[TrackState], cands=elsewhere, cfg=None) -> str:
+        return _run([template], cands, emb[: len(cands)], bank, states=states, guarded=True, cfg=cfg)[0].path
 
     assert path(middle, _unsupported(2, 36.0)) == "flow"  # same size, in the frame: a missed detection
     assert path(middle, _unsupported(2, 12.0)) == "absent"  # grew 3x: smeared over the background
@@ -264,7 +290,9 @@ def test_unsupported_warped_mask_leaves_only_when_it_looks_like_flow_failure() -
     assert path(middle, _unsupported(1, 12.0)) == "flow"  # the second unsupported frame: not yet
     assert path(border, _unsupported(2, 40.0)) == "absent"  # shrinking against the border: it left
     assert path(border, _unsupported(2, 30.0)) == "flow"  # growing at the border: entering, kept
-    assert path(middle, _unsupported(2, 36.0), implausible_growth=None) == "absent"  # the detector alone
+    assert (
+        path(middle, _unsupported(2, 36.0), cfg={"absence.implausible_growth": None}) == "absent"
+    )  # the detector alone
     assert path(middle, _unsupported(2, 12.0), cands=[]) == "absent"  # an empty frame: the object left
     # ... unless this detector has never returned a candidate in the video: then it says nothing
     assert (
@@ -272,8 +300,11 @@ def test_unsupported_warped_mask_leaves_only_when_it_looks_like_flow_failure() -
     )
     assert path(border, _unsupported(2, None)) == "absent"  # no reference yet: the border alone
     assert path(middle, _unsupported(2, None)) == "flow"
-    assert path(middle, _unsupported(2, 12.0), max_unsupported_streak=None) == "flow"  # rule off
-    assert path(middle, _unsupported(2, 12.0), **PAPER_RULES) == "flow"
+    assert (
+        path(middle, _unsupported(2, 12.0), cfg={"absence.max_unsupported_streak": None}) == "flow"
+    )  # rule off
+    paper = _run([middle], elsewhere, emb, bank, states=_unsupported(2, 12.0))[0].path
+    assert paper == "flow"
 
 
 def test_an_overlapping_candidate_supports_the_warped_mask_without_replacing_it() -> None:
@@ -281,7 +312,9 @@ def test_an_overlapping_candidate_supports_the_warped_mask_without_replacing_it(
     state = _unsupported(5, 12.0)
     d = _run([_box(7, 7)], [_box(9, 9)], emb, bank, states=state, guarded=True)[0]
     assert d.path == "flow" and d.support == pytest.approx(16 / 56)
-    d = _run([_box(7, 7)], [_box(9, 9)], emb, bank, states=state, guarded=True, support_iou=0.5)[0]
+    d = _run(
+        [_box(7, 7)], [_box(9, 9)], emb, bank, states=state, guarded=True, cfg={"absence.support_iou": 0.5}
+    )[0]
     assert d.path == "absent"
 
 

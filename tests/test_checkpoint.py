@@ -24,17 +24,17 @@ import ovsnet.schemas  # noqa: F401 - the typed data/model/trainer schemas the c
 from ovsnet.cli import video as video_cli
 from ovsnet.data.io import DataError, write_frame, write_label_map
 from ovsnet.evaluation import model as evaluation
-from ovsnet.evaluation.settings import stored_inference_settings
+from ovsnet.inference.settings import checkpoint_settings, resolve, with_inference_settings
 from ovsnet.lightning.module import OVSNetModule
 from ovsnet.models.checkpoint import (
     CheckpointError,
     load_checkpoint,
-    load_model,
     load_weights,
     read_checkpoint,
     read_hyperparameters,
     strip_prefix,
 )
+from ovsnet.models.loading import load_model
 from ovsnet.models.ovsnet import build_ovsnet
 from tests.commands import subprocess_env
 from tests.tiny_models import TINY_MODEL
@@ -56,7 +56,8 @@ class RunsCode:
 
 @pytest.fixture(scope="module")
 def lightning_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A checkpoint written by Lightning's Trainer for a tiny OVSNetModule built from OmegaConf configs."""
+    """A checkpoint written by Lightning's Trainer for a tiny OVSNetModule built from OmegaConf configs, its
+    inference settings in the flat names of the checkpoints written before the settings had sections."""
     torch.manual_seed(0)
     module = OVSNetModule(
         model_config=OmegaConf.create(TINY_MODEL),
@@ -86,7 +87,9 @@ def saved(lightning_ckpt: Path) -> dict:
 def test_lightning_checkpoint_round_trip(lightning_ckpt: Path, saved: dict) -> None:
     torch.load(lightning_ckpt, map_location="cpu", weights_only=True)  # no special type in it at all
     model = load_model(lightning_ckpt)
-    assert model.inference_settings == {"rho_reid": 0.7} and not model.training
+    assert not model.training and not hasattr(model, "inference_settings")  # settings travel beside it
+    assert checkpoint_settings(lightning_ckpt) == {"reid.rho": 0.7}  # the old flat name, mapped
+    assert resolve(None, checkpoint_settings(lightning_ckpt)).reid.rho == 0.7
     stored = {k[len("model.") :]: v for k, v in saved["state_dict"].items()}
     own = model.state_dict()
     assert set(own) == set(stored)
@@ -95,7 +98,7 @@ def test_lightning_checkpoint_round_trip(lightning_ckpt: Path, saved: dict) -> N
     # the lightning layer's name is the same loader
     from ovsnet.lightning.module import load_model_from_checkpoint
 
-    assert load_model_from_checkpoint(lightning_ckpt).inference_settings == {"rho_reid": 0.7}
+    assert not load_model_from_checkpoint(lightning_ckpt).training
 
 
 def test_omegaconf_hyperparameters_load_safely(tmp_path: Path, saved: dict) -> None:
@@ -111,7 +114,8 @@ def test_omegaconf_hyperparameters_load_safely(tmp_path: Path, saved: dict) -> N
     hparams = read_hyperparameters(path)
     assert hparams["note"] == "resnet18" and hparams["sizes"] == [64, {"max": 96}]
     assert hparams["model_config"] == TINY_MODEL  # plain containers
-    assert load_model(path).inference_settings == {"rho_reid": 0.7}
+    assert not load_model(path).training
+    assert checkpoint_settings(path) == {"reid.rho": 0.7}
 
 
 def test_code_running_checkpoint_is_refused(tmp_path: Path, saved: dict) -> None:
@@ -127,7 +131,7 @@ def test_code_running_checkpoint_is_refused(tmp_path: Path, saved: dict) -> None
     assert not marker.exists()
     # evaluation refuses it too, before the model loads (the inference settings are read first)
     with pytest.raises(CheckpointError, match="trust_checkpoint=true"):
-        stored_inference_settings(path)
+        checkpoint_settings(path)
     with pytest.raises(CheckpointError, match="trust_checkpoint=true"):
         evaluation.load_model(path, cache=False)
     assert not marker.exists()
@@ -276,8 +280,8 @@ def test_evaluation_passes_trust_checkpoint(tmp_path: Path, saved: dict) -> None
         evaluation.load_model_from_config(cfg, "cpu")
     cfg.trust_checkpoint = True
     model = evaluation.load_model_from_config(cfg, "cpu")
-    assert model.inference_settings == {"rho_reid": 0.7}
-    assert stored_inference_settings(path, trust=True) == {"rho_reid": 0.7}
+    assert not model.training
+    assert checkpoint_settings(path, trust=True) == {"reid.rho": 0.7}
     evaluation._MODEL_CACHE.clear()
 
 
@@ -292,16 +296,30 @@ def test_loader_and_video_cli_import_no_upper_layer() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-def test_with_inference_settings_writes_a_new_checkpoint(tmp_path: Path, lightning_ckpt: Path) -> None:
-    from ovsnet.models.checkpoint import with_inference_settings
+def test_checkpoint_reading_builds_no_model() -> None:
+    """Reading checkpoints (models.checkpoint, which the detector uses) imports no model, not even lazily:
+    building is models.loading, so the modules form no import circle."""
+    import ast
 
+    tree = ast.parse((ROOT / "src" / "ovsnet" / "models" / "checkpoint.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in imported if m.startswith("ovsnet.models.")}, imported
+
+
+def test_with_inference_settings_writes_a_new_checkpoint(tmp_path: Path, lightning_ckpt: Path) -> None:
     before = lightning_ckpt.read_bytes()
-    out = with_inference_settings(lightning_ckpt, tmp_path / "final.ckpt", {"switch_iou": 0.5})
+    out = with_inference_settings(lightning_ckpt, tmp_path / "final.ckpt", {"cascade.switch_iou": 0.5})
     assert lightning_ckpt.read_bytes() == before  # the source is left as it is
-    assert load_model(out).inference_settings == {"rho_reid": 0.7, "switch_iou": 0.5}
+    # the old flat rho_reid is mapped and stored nested beside the new value
+    assert read_hyperparameters(out)["inference_settings"] == {
+        "reid": {"rho": 0.7},
+        "cascade": {"switch_iou": 0.5},
+    }
+    assert checkpoint_settings(out) == {"reid.rho": 0.7, "cascade.switch_iou": 0.5}
     torch.load(out, map_location="cpu", weights_only=True)  # still loads safely
     assert read_hyperparameters(out)["model_config"] == TINY_MODEL
     with pytest.raises(CheckpointError, match="hyper_parameters"):
         bare = tmp_path / "bare.pt"
         torch.save({"state_dict": {"w": torch.zeros(1)}}, bare)
-        with_inference_settings(bare, tmp_path / "x.ckpt", {"rho_reid": 1.0})
+        with_inference_settings(bare, tmp_path / "x.ckpt", {"reid.rho": 1.0})

@@ -68,7 +68,7 @@ def test_every_experiment_composes_with_its_schemas(experiment: str) -> None:
 @pytest.mark.parametrize("option", [option for group, option in OPTIONS if group == "data"])
 def test_evaluate_config_types_its_data_group(option: str) -> None:
     """evaluate.py reads the same data files: typed there too (compose_config registers every schema)."""
-    from ovsnet.training import compose_config
+    from ovsnet.hydra_utils import compose_config
 
     data = compose_config("evaluate.yaml", [f"data={option}"]).data
     assert OmegaConf.get_type(data) is schema_of_target(data._target_)
@@ -131,7 +131,7 @@ def test_an_argument_the_yaml_leaves_out_is_set_without_plus() -> None:
         ("model.base_batch_size=null", "model.base_batch_size", None),
         ("model.model_config.min_size=[640,800]", "model.model_config.min_size", [640, 800]),
         ("model.model_config.weights=coco", "model.model_config.weights", "coco"),
-        ("model.inference_settings.rho_reid=2.0", "model.inference_settings.rho_reid", 2.0),
+        ("model.inference_settings.reid.rho=2.0", "model.inference_settings.reid.rho", 2.0),
         ("data.image_size=80", "data.image_size", 80),
         ("data.generate_synthetic=null", "data.generate_synthetic", None),
     ],

@@ -229,3 +229,23 @@ def test_missing_frames_only_for_numbered_frames() -> None:
     assert missing_frames(names("00000", "00001", "00004")) == ["00002", "00003"]
     assert missing_frames(names("00005", "00006")) == []  # a clip may start anywhere
     assert missing_frames(names("a", "c")) == [] and missing_frames([]) == []
+
+
+def test_davis2016_annotation_with_several_ids_warns_naming_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ids {1, 128} in a DAVIS 2016 annotation are merged into one object: said once, naming the file."""
+    root = build_davis2016_frame_lists(tmp_path / "DAVIS16", {"swan": 3}, {"val": ["swan"]})
+    labels = np.zeros((H, W), np.uint8)
+    labels[:10], labels[-10:] = 1, 128
+    write_label_map(root / "Annotations/480p/swan/00001.png", labels)
+    (swan,) = load_davis(root, year=2016, split="val")
+    with caplog.at_level("WARNING", logger="ovsnet.data.sequence"):
+        assert swan.label_map(0) is not None
+        assert not caplog.records  # a 0/255 annotation is one object: nothing to say
+        merged = swan.label_map(1)
+        swan.label_map(1)
+    assert set(np.unique(merged).tolist()) == {0, 1}
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "'swan'" in message and "00001.png" in message and "[1, 128]" in message

@@ -61,8 +61,8 @@ def test_davis16_trains_three_stages_and_scores_the_held_out_videos(
         assert summary["lost_while_visible"]["visible_object_frames"] == 3
     none = rows["no network (flow + appearance memory)"]
     assert none["network"] is False and none["path_counts"]["iou"] == none["path_counts"]["reid"] == 0
-    assert rows["OVS-Net without MGA"]["inference"]["use_mga"] is False
-    assert rows["OVS-Net without Re-ID"]["inference"]["use_reid"] is False
+    assert rows["OVS-Net without MGA"]["inference"]["mga"]["enabled"] is False
+    assert rows["OVS-Net without Re-ID"]["inference"]["reid"]["enabled"] is False
 
     printed = capsys.readouterr().out
     lines = [line for line in printed.splitlines() if line.strip()]
@@ -72,9 +72,10 @@ def test_davis16_trains_three_stages_and_scores_the_held_out_videos(
         "inference_settings"
     ]
     calibrated = json.loads((out / "calibration.json").read_text())["rho_reid"]
-    assert stored.get("rho_reid") == (None if calibrated is None else round(calibrated, 4))
+    stored_rho = stored.get("reid", {}).get("rho")
+    assert stored_rho == (None if calibrated is None else round(calibrated, 4))
     if calibrated is not None:  # a one-step detector may find nothing to measure
-        assert rows["OVS-Net (trained here)"]["inference"]["rho_reid"] == stored["rho_reid"]
+        assert rows["OVS-Net (trained here)"]["inference"]["reid"]["rho"] == stored_rho
     assert "python evaluate.py data=davis16" in printed and "sequences=[held]" in printed, printed[-3000:]
     assert f"data.root={target}" in printed and "data=davis17" in printed  # the adapted videos' command
     for label in ("no network", "optical-flow propagation", "copy the first mask", "lost while visible"):

@@ -29,12 +29,17 @@ from ovsnet.evaluation import SUMMARY_FILE, run_evaluation
 from ovsnet.evaluation import model as eval_model
 from ovsnet.evaluation import run as eval_run
 from ovsnet.evaluation.run import RUN_MARKER
-from ovsnet.evaluation.settings import cascade_config, explicit_inference_keys, make_flow
+from ovsnet.evaluation.settings import (
+    explicit_inference_keys,
+    make_flow,
+    resolved_inference_settings,
+)
+from ovsnet.hydra_utils import compose_config
 from ovsnet.inference.cascade import PATHS
 from ovsnet.inference.flow import ZeroFlow, warp
-from ovsnet.metrics.davis import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS
+from ovsnet.inference.settings import resolve
+from ovsnet.metrics.davis import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, evaluate_folder
 from ovsnet.models.checkpoint import CheckpointError
-from ovsnet.training import compose_config
 from ovsnet.utils import swept_keys
 from tests.commands import subprocess_env
 from tests.tiny_models import TINY_MODEL
@@ -126,8 +131,10 @@ def test_evaluation_writes_official_results_and_resumes(
     assert stored["fps"] > 0 and stored["num_frames"] == 15 and stored["segmented_sequences"] == 3
     assert set(stored["path_counts"]) == set(PATHS)
     assert sum(stored["path_counts"].values()) == sum(4 * len(s.object_ids) for s in sequences)
-    assert 0.0 <= stored["metrics"]["J&F-Mean"] <= 1.0
-    assert stored["inference"]["rho_reid"] == 2.3 and stored["inference"]["name"] == "full"
+    # the figures reported are the official scores of the masks written, over every sequence of the split
+    assert stored["metrics"] == pytest.approx(evaluate_folder(data_root, results, workers=0).scores)
+    assert stored["failed_sequences"] == {}
+    assert stored["inference"]["reid"]["rho"] == 2.3 and stored["inference"]["name"] == "full"
     assert (out / "metrics.json").is_file() and (out / "overlays.png").is_file()
     logged = pd.read_csv(next((out / "csv").rglob("metrics.csv")))
     assert {"eval/J&F-Mean", "eval/fps", "eval/paths/iou"} <= set(logged.columns)
@@ -144,7 +151,7 @@ def test_evaluation_writes_official_results_and_resumes(
     assert again["fps"] == pytest.approx(stored["fps"])
     # resuming into the same results with other settings would mix them: refused, naming what differs
     with pytest.raises(DataError, match="inference"):
-        run_evaluation(compose_eval(out, data_root, ckpt, "inference.rho_iou=0.5"))
+        run_evaluation(compose_eval(out, data_root, ckpt, "inference.cascade.rho_iou=0.5"))
 
 
 def test_failed_model_load_does_not_block_the_resume(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
@@ -165,13 +172,51 @@ def test_failed_model_load_does_not_block_the_resume(tmp_path: Path, data_root: 
     assert not stale.exists() and (out / "overlays.png").is_file()
 
 
+def test_a_corrupt_frame_fails_its_sequence_only(
+    tmp_path: Path, data_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """on_error=skip (default): the broken video is logged with its file and listed in summary.json, the others
+    are segmented and scored, and the run ends with an error saying how to resume; on_error=stop stops there."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data_root, broken)
+    first, *others = load_davis(broken, 2017, "val")
+    frame = first.frame_paths[2]
+    frame.write_bytes(frame.read_bytes()[:200])
+    out = tmp_path / "skip"
+    small = ("network=false", "media.enabled=false", "baselines=[copy]")
+    with caplog.at_level("ERROR", logger="ovsnet.evaluation.run"):
+        with pytest.raises(eval_run.IncompleteEvaluation, match=rf"1 of 3 .*{frame.name}.*hydra\.run\.dir="):
+            run_evaluation(compose_eval(out, broken, "null", *small))
+    assert any(frame.name in r.getMessage() and first.name in r.getMessage() for r in caplog.records)
+    stored = json.loads((out / SUMMARY_FILE).read_text())
+    assert (
+        list(stored["failed_sequences"]) == [first.name]
+        and frame.name in stored["failed_sequences"][first.name]
+    )
+    assert sorted(stored["sequences"]) == sorted(s.name for s in others) and stored["metrics"]
+    results = out / "results" / "val"
+    assert stored["metrics"] == pytest.approx(
+        evaluate_folder(broken, results, sequences=[s.name for s in others], workers=0).scores
+    )
+    assert set(
+        pd.read_csv(results / "per-sequence_results-val.csv")["Sequence"].str.rsplit("_", n=1).str[0]
+    ) == {s.name for s in others}
+    with pytest.raises(DataError, match=rf"{first.name}.*{frame.name}.*on_error=stop.*hydra\.run\.dir="):
+        run_evaluation(compose_eval(tmp_path / "stop", broken, "null", *small, "on_error=stop"))
+    assert not (tmp_path / "stop" / "results" / "val" / others[0].name).exists()
+    with pytest.raises(DataError, match="on_error='later'"):
+        run_evaluation(compose_eval(tmp_path / "bad", broken, "null", *small, "on_error=later"))
+
+
 @pytest.mark.parametrize(
     ("preset", "flags"),
     [
-        ("no_reid", {"use_reid": False, "use_mga": True, "use_flow": True}),
-        ("no_mga", {"use_reid": True, "use_mga": False, "use_flow": True}),
-        ("no_flow", {"use_reid": True, "use_mga": True, "use_flow": False}),
-        ("base", {"use_reid": False, "use_mga": False, "use_flow": True}),
+        ("no_reid", {"reid": False, "mga": True, "flow": True}),
+        ("no_mga", {"reid": True, "mga": False, "flow": True}),
+        ("no_flow", {"reid": True, "mga": True, "flow": False}),
+        ("base", {"reid": False, "mga": False, "flow": True}),
     ],
 )
 def test_ablation_presets(tmp_path: Path, data_root: Path, ckpt: Path, preset: str, flags: dict) -> None:
@@ -180,14 +225,20 @@ def test_ablation_presets(tmp_path: Path, data_root: Path, ckpt: Path, preset: s
     )
     summary = run_evaluation(cfg)
     assert summary["num_sequences"] == 1 and summary["inference"]["name"] == preset
-    assert {k: summary["inference"][k] for k in flags} == flags
-    if not flags["use_reid"]:
+    inference = summary["inference"]
+    on = {"reid": inference["reid"]["enabled"], "mga": inference["mga"]["enabled"]}
+    assert {**on, "flow": inference["cascade"]["use_flow"]} == flags
+    if not flags["reid"]:
         assert summary["path_counts"]["reid"] == 0
-    if not flags["use_flow"]:
+    if not flags["flow"]:
         assert summary["path_counts"]["flow"] == 0 and summary["inference"]["flow"]["_target_"].endswith(
             "ZeroFlow"
         )
-    assert 0.0 <= summary["metrics"]["J&F-Mean"] <= 1.0
+    # the row is the official score of this preset's own masks, one table row per object
+    results = tmp_path / "results" / "val"
+    official = evaluate_folder(data_root, results, sequences=list(summary["sequences"]), workers=0)
+    assert summary["metrics"] == pytest.approx(official.scores)
+    assert len(pd.read_csv(results / "per-sequence_results-val.csv")) == len(official.per_object) > 0
 
 
 def test_model_sources(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
@@ -210,34 +261,31 @@ def test_model_sources(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
 def test_checkpoint_inference_settings_apply_unless_overridden(
     tmp_path: Path, data_root: Path, ckpt: Path
 ) -> None:
-    """A checkpoint's calibrated rho_reid is used by evaluate.py, the segmenter and the video CLI's loader;
-    a command-line ``inference.rho_reid=...`` still wins. The summary shows the baselines beside the J&F."""
-    from ovsnet.inference.segmenter import VideoSegmenter
-    from ovsnet.models.checkpoint import load_model
-
+    """A checkpoint's calibrated rho_reid (stored under the old flat name) is used by evaluate.py; a
+    command-line ``inference.reid.rho=...`` still wins. The summary shows the baselines beside the J&F."""
     calibrated = tmp_path / "calibrated.ckpt"
     stored = torch.load(ckpt, map_location="cpu", weights_only=False)
     stored["hyper_parameters"]["inference_settings"] = {"rho_reid": 0.7}
     torch.save(stored, calibrated)
     small = ("media.enabled=false", "max_sequences=1")
     summary = run_evaluation(compose_eval(tmp_path / "a", data_root, calibrated, *small))
-    assert summary["inference"]["rho_reid"] == 0.7
+    assert summary["inference"]["reid"]["rho"] == 0.7
     assert set(summary["baselines"]) == {"copy", "flow"}
     assert all(0.0 <= b["J&F-Mean"] <= 1.0 for b in summary["baselines"].values())
     assert (tmp_path / "a" / "baselines").is_dir()
     cfg = compose_eval(
-        tmp_path / "b", data_root, calibrated, "inference.rho_reid=1.9", "baselines=[]", *small
+        tmp_path / "b", data_root, calibrated, "inference.reid.rho=1.9", "baselines=[]", *small
     )
     summary = run_evaluation(cfg)
-    assert summary["inference"]["rho_reid"] == 1.9 and summary["baselines"] == {}
-    model = load_model(calibrated)
-    assert model.inference_settings == {"rho_reid": 0.7}
-    assert VideoSegmenter(model).config.rho_reid == 0.7
-    assert cascade_config({"rho_reid": 2.3}, {"rho_reid": 0.7}, {"rho_reid"}).rho_reid == 2.3
-    assert cascade_config({"rho_reid": 2.3}, {"rho_reid": 0.7}).rho_reid == 0.7
-    assert explicit_inference_keys(["inference.rho_reid=1.9", "+inference.flow.scale=0.5", "seed=1"]) == {
-        "rho_reid",
-        "flow",
+    assert summary["inference"]["reid"]["rho"] == 1.9 and summary["baselines"] == {}
+    # preset < stored < the user's keys
+    preset = {"reid": {"rho": 2.3}, "cascade": {"rho_iou": 0.4}}
+    assert resolve(preset, {"rho_reid": 0.7}, {"reid.rho": 2.3}).reid.rho == 2.3
+    assert resolve(preset, {"rho_reid": 0.7}).reid.rho == 0.7
+    assert resolve(preset, {"reid": {"rho": 0.7}}).cascade.rho_iou == 0.4
+    assert explicit_inference_keys(["inference.reid.rho=1.9", "+inference.flow.scale=0.5", "seed=1"]) == {
+        "reid.rho",
+        "flow.scale",
     }
     with pytest.raises(DataError, match="baselines"):
         run_evaluation(compose_eval(tmp_path / "c", data_root, calibrated, "baselines=[oracle]", *small))
@@ -252,17 +300,17 @@ def test_zero_flow_leaves_masks_unwarped() -> None:
     masks = (np.random.default_rng(0).random((2, 6, 7)) > 0.5).astype(np.float32)
     np.testing.assert_allclose(warp(masks, flow), masks)
     with pytest.raises(ValueError, match="rho_typo"):
-        cascade_config({"rho_typo": 1.0})
+        resolve({"reid": {"rho_typo": 1.0}})
     with pytest.raises(ValueError, match="rho_typo"):  # a checkpoint's stored settings are checked too
-        cascade_config({}, {"rho_typo": 1.0})
+        resolve({}, {"rho_typo": 1.0})
 
 
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("inference.rho_reid=abc", "rho_reid"),
-        ("inference.rho_typo=1", "rho_typo"),
-        ("inference.use_mga=maybe", "use_mga"),
+        ("inference.reid.rho=abc", "reid.rho"),
+        ("inference.reid.rho_typo=1", "rho_typo"),
+        ("inference.mga.enabled=maybe", "mga.enabled"),
     ],
 )
 def test_inference_values_are_typed_at_compose_time(
@@ -274,6 +322,17 @@ def test_inference_values_are_typed_at_compose_time(
     assert key in f"{info.value} {info.value.__cause__}"
 
 
+def test_an_old_flat_inference_key_names_its_new_key(tmp_path: Path, data_root: Path) -> None:
+    """``inference.rho_reid=2.0`` (the name before the settings had sections) fails with the new key."""
+    cfg = compose_eval(tmp_path, data_root, "x.ckpt", "inference.rho_reid=2.0")
+    with pytest.raises(
+        DataError, match=r"inference\.rho_reid was renamed inference\.reid\.rho.*reid\.rho=2\.0"
+    ):
+        resolved_inference_settings(cfg)
+    cfg = compose_eval(tmp_path, data_root, "x.ckpt", "inference.reid.rho=2.0")
+    assert resolved_inference_settings(cfg).reid.rho == 2.0
+
+
 def test_inference_sweep_in_process_and_summary(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     sweep = tmp_path / "multirun"
     for job, rho in enumerate((0.2, 0.4)):
@@ -281,32 +340,32 @@ def test_inference_sweep_in_process_and_summary(tmp_path: Path, data_root: Path,
             sweep / str(job),
             data_root,
             ckpt,
-            f"inference.rho_iou={rho}",
+            f"inference.cascade.rho_iou={rho}",
             "max_sequences=2",
             "media.enabled=false",
         )
         run_evaluation(cfg)
-    table = summarize_sweep(sweep, "inference.rho_iou")
-    assert list(table["inference.rho_iou"]) == [0.2, 0.4]
+    table = summarize_sweep(sweep, "inference.cascade.rho_iou")
+    assert list(table["inference.cascade.rho_iou"]) == [0.2, 0.4]
     assert list(table["Methods"]) == ["OVS-Net (ρ_iou = 0.2)", "OVS-Net (ρ_iou = 0.4)"]
     assert table[["J-Mean", "F-Mean", "J&F-Mean"]].notna().all().all()
-    md = (sweep / "sweep_inference.rho_iou.md").read_text()
+    md = (sweep / "sweep_inference.cascade.rho_iou.md").read_text()
     assert "| Methods | J-Mean | F-Mean | J&F-Mean |" in md and "**" in md
-    assert len(pd.read_csv(sweep / "sweep_inference.rho_iou.csv")) == 2
-    assert (sweep / "sweep_inference.rho_iou.png").stat().st_size > 0
+    assert len(pd.read_csv(sweep / "sweep_inference.cascade.rho_iou.csv")) == 2
+    assert (sweep / "sweep_inference.cascade.rho_iou.png").stat().st_size > 0
 
 
 def test_swept_keys_and_summary_errors(tmp_path: Path) -> None:
-    keys = swept_keys(["inference.rho_reid=2.1,2.2", "data=davis17", "inference=no_reid,base", "seed=1"])
-    assert keys == ["inference.rho_reid", "inference"]
+    keys = swept_keys(["inference.reid.rho=2.1,2.2", "data=davis17", "inference=no_reid,base", "seed=1"])
+    assert keys == ["inference.reid.rho", "inference"]
     with pytest.raises(FileNotFoundError, match="no summary.json"):
         summarize_sweep(tmp_path)
-    assert sweep_summary.main(["summarize", str(tmp_path), "--key", "inference.rho_iou"]) == 2
+    assert sweep_summary.main(["summarize", str(tmp_path), "--key", "inference.cascade.rho_iou"]) == 2
 
 
 @pytest.mark.slow
 def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
-    """``python evaluate.py -m inference.rho_reid=2.2,2.4``: one checkpoint, two jobs, then the Hydra
+    """``python evaluate.py -m inference.reid.rho=2.2,2.4``: one checkpoint, two jobs, then the Hydra
     callback's table and plot; ``python -m ovsnet.cli.sweep_summary summarize`` reproduces the table."""
     sweep = tmp_path / "multirun"
     overrides = [
@@ -322,7 +381,7 @@ def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path,
             "-m",
             *overrides,
             f"hydra.sweep.dir={sweep}",
-            "inference.rho_reid=2.2,2.4",
+            "inference.reid.rho=2.2,2.4",
             "max_sequences=1",
             "media.enabled=false",
         ],
@@ -336,17 +395,17 @@ def test_multirun_subprocess_writes_sweep_table(tmp_path: Path, data_root: Path,
     for job in ("0", "1"):
         summary = json.loads((sweep / job / SUMMARY_FILE).read_text())
         assert summary["num_sequences"] == 1 and (sweep / job / "results" / "val").is_dir()
-        assert any(o.startswith("inference.rho_reid=") for o in summary["overrides"])
+        assert any(o.startswith("inference.reid.rho=") for o in summary["overrides"])
     assert "reusing the loaded model" in (sweep / "1" / "evaluate.log").read_text()  # one checkpoint load
-    table = pd.read_csv(sweep / "sweep_inference.rho_reid.csv")
-    assert list(table["inference.rho_reid"]) == [2.2, 2.4]
-    assert (sweep / "sweep_inference.rho_reid.md").is_file()
-    assert (sweep / "sweep_inference.rho_reid.png").is_file()
+    table = pd.read_csv(sweep / "sweep_inference.reid.rho.csv")
+    assert list(table["inference.reid.rho"]) == [2.2, 2.4]
+    assert (sweep / "sweep_inference.reid.rho.md").is_file()
+    assert (sweep / "sweep_inference.reid.rho.png").is_file()
     assert (
         sweep_summary.main(["summarize", str(sweep), "--out", str(tmp_path / "again")]) == 0
     )  # key detected
-    assert (tmp_path / "again" / "sweep_inference.rho_reid.md").read_text() == (
-        sweep / "sweep_inference.rho_reid.md"
+    assert (tmp_path / "again" / "sweep_inference.reid.rho.md").read_text() == (
+        sweep / "sweep_inference.reid.rho.md"
     ).read_text()
 
 
@@ -401,7 +460,6 @@ def test_video_task(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
 
 def test_every_inference_preset_builds_its_cascade_and_flow(tmp_path: Path, data_root: Path) -> None:
     """Each conf/inference option builds; ``paper`` is the paper's rules, the default keeps the guards."""
-    from ovsnet.inference.cascade import PAPER_RULES
     from ovsnet.inference.flow import DISFlow, FarnebackFlow
 
     presets = sorted(p.stem for p in (CONF_DIR / "inference").glob("*.yaml"))
@@ -409,25 +467,28 @@ def test_every_inference_preset_builds_its_cascade_and_flow(tmp_path: Path, data
     built = {}
     for name in presets:
         cfg = compose_eval(tmp_path, data_root, "x.ckpt", f"inference={name}")
-        built[name] = (cascade_config(cfg.inference), make_flow(cfg.inference.flow))
-    assert isinstance(built["no_flow"][1], ZeroFlow) and not built["no_flow"][0].use_flow
+        built[name] = (resolve(cfg.inference), make_flow(cfg.inference.flow))
+    assert isinstance(built["no_flow"][1], ZeroFlow) and not built["no_flow"][0].cascade.use_flow
     paper = built["paper"][0]
-    assert all(getattr(paper, k) == v for k, v in PAPER_RULES.items())
+    assert paper.cascade.switch_iou == 0 and not paper.cascade.iou_reid_check and not paper.reid.lost_only
+    assert (
+        paper.cascade.max_flow_streak == 10 and paper.mga.min_iou == 0 and paper.appearance.backbone is None
+    )
     default, flow = built["default"]
-    assert default.switch_iou > 0 and default.iou_reid_check and default.max_flow_streak is None
+    assert default == resolve()  # default.yaml states no value: the defaults are InferenceSettings'
+    assert default.cascade.switch_iou > 0 and default.cascade.iou_reid_check
+    assert default.cascade.max_flow_streak is None
     assert isinstance(flow, DISFlow) and flow.preset == "medium" and flow.max_height == 240
     fast = built["fast"][1]
     assert isinstance(fast, DISFlow) and fast.preset == "ultrafast" and fast.scale == 0.5
     cfg = compose_eval(tmp_path, data_root, "x.ckpt", "inference=no_mga", "inference/flow=farneback")
-    assert (
-        isinstance(make_flow(cfg.inference.flow), FarnebackFlow) and not cascade_config(cfg.inference).use_mga
-    )
+    assert isinstance(make_flow(cfg.inference.flow), FarnebackFlow) and not resolve(cfg.inference).mga.enabled
 
 
 def test_one_line_errors_helper(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """DataError → one line and exit code 2; Ctrl-C → one line saying how to resume, exit code 130;
     HYDRA_FULL_ERROR=1 keeps the traceback."""
-    from ovsnet.cli.errors import one_line_errors
+    from ovsnet.errors import one_line_errors
 
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     with pytest.raises(SystemExit) as info, one_line_errors("evaluate.py", "rerun it to resume"):
@@ -500,7 +561,9 @@ def test_network_false_needs_no_checkpoint_and_runs_no_network(
     cfg = compose_eval(tmp_path / "a", data_root, "null", "network=false", "media.enabled=false")
     summary = run_evaluation(cfg)
     assert summary["network"] is False and summary["ckpt_path"] is None
-    assert summary["inference"]["use_mga"] is False and summary["inference"]["use_reid"] is False
+    assert (
+        summary["inference"]["mga"]["enabled"] is False and summary["inference"]["reid"]["enabled"] is False
+    )
     assert summary["path_counts"]["iou"] == summary["path_counts"]["reid"] == 0
     assert summary["path_counts"]["flow"] > 0
     flow = summary["baselines"]["flow"]["J&F-Mean"]
@@ -514,10 +577,20 @@ def test_network_false_needs_no_checkpoint_and_runs_no_network(
             "null",
             "network=false",
             "media.enabled=false",
-            "inference.appearance=null",
+            "inference.appearance.backbone=null",
         )
     )
     assert plain["metrics"]["J&F-Mean"] == pytest.approx(flow, abs=1e-6)
     stored = json.loads((tmp_path / "b" / SUMMARY_FILE).read_text())
     assert stored["lost_while_visible"]["visible_object_frames"] > 0
     assert {"lost_while_visible", "path_counts"} <= set(next(iter(stored["sequences"].values())))
+
+
+def test_wandb_is_opt_in_for_evaluate_as_for_train(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A plain ``evaluate.py`` run logs to CSV only (no wandb/ folder, no W&B output), as ``train.py`` does;
+    ``logger=wandb`` turns W&B on for either."""
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    for config in ("evaluate.yaml", "train.yaml"):
+        assert set(compose_config(config, []).logger) == {"csv"}, config
+        assert set(compose_config(config, ["logger=wandb"]).logger) == {"wandb"}, config
+    assert compose_config("evaluate.yaml", ["logger=wandb"]).logger.wandb.job_type == "evaluate"

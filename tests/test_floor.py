@@ -13,10 +13,10 @@ import torch
 from ovsnet.baselines import run_baselines
 from ovsnet.data.davis import load_davis
 from ovsnet.data.synthetic import generate_dataset
-from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.flow import DISFlow
 from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.inference.settings import resolve
 from ovsnet.metrics.davis import evaluate_sequences
 from ovsnet.models.ovsnet import build_ovsnet
 from tests.tiny_models import TINY_MODEL
@@ -95,7 +95,7 @@ def test_segmenter_never_falls_below_flow_propagation(
     torch.manual_seed(0)
     model = ScriptedDetector(mode)
     flow_kwargs = {k: v for k, v in FLOW.items() if k != "backend"}
-    config = CascadeConfig(min_candidate_score=0.5, appearance=appearance)
+    config = resolve(overrides={"cascade.min_candidate_score": 0.5, "appearance.backbone": appearance})
 
     def make() -> VideoSegmenter:
         return VideoSegmenter(model, DISFlow(**flow_kwargs), config)

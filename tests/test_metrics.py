@@ -1,10 +1,9 @@
 """DAVIS metrics: hand-computed cases, official conventions, errors, CSV/JSON/CLI, and agreement with the literal
-per-frame reference loop of ``bench/metrics_speed.py`` (a re-implementation of the official tool)."""
+per-frame reference loop of :mod:`ovsnet.metrics.reference` (a re-implementation of the official tool)."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 import subprocess
@@ -33,23 +32,8 @@ from ovsnet.metrics import (
     evaluate_sequences,
     seg2bmap,
 )
+from ovsnet.metrics import reference as oracle
 from ovsnet.metrics.__main__ import main as cli_main
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location(
-        "ovsnet_bench_metrics_speed", ROOT / "bench" / "metrics_speed.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 
 
 def square(shape=(10, 10), top=2, left=2, size=4) -> np.ndarray:
@@ -138,7 +122,7 @@ def test_seg2bmap_hand_cases():
     rng = np.random.default_rng(3)
     for _ in range(20):
         mask = rng.random((9, 13)) < 0.4
-        np.testing.assert_array_equal(seg2bmap(mask), bench.reference_seg2bmap(mask))
+        np.testing.assert_array_equal(seg2bmap(mask), oracle.reference_seg2bmap(mask))
 
 
 def test_boundary_f_empty_conventions():
@@ -160,7 +144,7 @@ def test_boundary_f_hand_computed_radius_one():
     gt[4, 4] = True
     res[4, 6] = True
     assert db_eval_boundary(gt, res, bound_th=1) == pytest.approx(0.5, abs=0)
-    assert bench.reference_f(res, gt, bound_th=1) == 0.5
+    assert oracle.reference_f(res, gt, bound_th=1) == 0.5
 
 
 def test_boundary_f_tolerance_at_davis_size():
@@ -169,7 +153,7 @@ def test_boundary_f_tolerance_at_davis_size():
     far = square((480, 854), 100, 230, 120)
     value = db_eval_boundary(gt, far)
     assert 0 < value < 1
-    assert value == bench.reference_f(far, gt)
+    assert value == oracle.reference_f(far, gt)
 
 
 def test_boundary_f_matches_reference_on_random_masks():
@@ -183,8 +167,8 @@ def test_boundary_f_matches_reference_on_random_masks():
             gt[shape[0] // 2 :, shape[1] // 3 :] = True
         void = rng.random(shape) < 0.1 if trial % 3 == 0 else None
         bound_th = [0.008, 0.05, 2][trial % 3]
-        assert db_eval_boundary(gt, res, void, bound_th) == bench.reference_f(res, gt, void, bound_th)
-        assert db_eval_iou(gt, res, void) == bench.reference_iou(gt, res, void)
+        assert db_eval_boundary(gt, res, void, bound_th) == oracle.reference_f(res, gt, void, bound_th)
+        assert db_eval_iou(gt, res, void) == oracle.reference_iou(gt, res, void)
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -204,12 +188,12 @@ def test_statistics_mean_recall_decay_hand_computed():
 def test_statistics_keep_the_official_uint8_bin_edges():
     values = np.linspace(1, 0, 300)
     ours = db_statistics(values)
-    ref = bench.reference_statistics(values)
+    ref = oracle.reference_statistics(values)
     assert ours[:2] == ref[:2]
     assert math.isnan(ours[2]) and math.isnan(ref[2])  # last bin edge wraps to 43: an empty last bin
     for n in (1, 2, 3, 7, 64, 255, 256, 257, 511):
         values = np.random.default_rng(n).random(n)
-        np.testing.assert_array_equal(db_statistics(values), bench.reference_statistics(values))
+        np.testing.assert_array_equal(db_statistics(values), oracle.reference_statistics(values))
     assert all(math.isnan(v) for v in db_statistics(np.zeros(0)))
 
 
@@ -273,7 +257,7 @@ def test_many_objects_and_void_match_reference():
     gt[1:, 5, :] = 255
     res = rng.integers(0, 18, size=(4, 20, 30)).astype(np.uint8)
     seq = evaluate_label_maps("many", list(gt), list(res))
-    j, f = bench.reference_evaluate_masks(gt, res)
+    j, f = oracle.reference_evaluate_masks(gt, res)
     np.testing.assert_array_equal(seq.j, j)
     np.testing.assert_array_equal(seq.f, f)
 
@@ -294,7 +278,7 @@ def test_vectorised_path_matches_reference_on_random_label_maps():
             res[1] = 0
             res[-2] = 1
         seq = evaluate_label_maps("r", list(gt), list(res))
-        j, f = bench.reference_evaluate_masks(gt, res)
+        j, f = oracle.reference_evaluate_masks(gt, res)
         np.testing.assert_allclose(seq.j, j, rtol=0, atol=1e-12)
         np.testing.assert_allclose(seq.f, f, rtol=0, atol=1e-12)
 
@@ -350,11 +334,11 @@ def test_result_index_above_object_count_names_sequence_and_frame(tiny_davis):
 
 def test_folder_evaluation_matches_reference_with_workers(tmp_path):
     davis, results = tmp_path / "davis", tmp_path / "results"
-    bench.make_dataset(davis, results, sequences=3, frames=6, size=(60, 107), objects=3, seed=4)
-    reference = bench.reference_evaluate_folder(davis, results)
+    oracle.make_dataset(davis, results, sequences=3, frames=6, size=(60, 107), objects=3, seed=4)
+    reference = oracle.reference_evaluate_folder(davis, results)
     for workers in (1, 2):
         evaluation = evaluate_folder(davis, results, workers=workers)
-        assert bench.max_difference(evaluation, reference) <= 1e-6
+        assert oracle.max_difference(evaluation, reference) <= 1e-6
     # with another thread alive the helpers start through a forkserver instead of fork
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
@@ -364,7 +348,7 @@ def test_folder_evaluation_matches_reference_with_workers(tmp_path):
     finally:
         stop.set()
         thread.join()
-    assert bench.max_difference(evaluation, reference) <= 1e-6
+    assert oracle.max_difference(evaluation, reference) <= 1e-6
     subset = evaluate_folder(davis, results, sequences=["seq02", "seq00"], workers=1)
     assert [s.name for s in subset.sequences] == ["seq02", "seq00"]
     with pytest.raises(DataError, match="nope"):
@@ -488,3 +472,35 @@ def test_python_dash_m_entry_point(tiny_davis):
     )
     assert proc.returncode == 0, proc.stderr
     assert "Global results for val" in proc.stdout
+
+
+def test_cli_detects_a_davis_2016_layout(tmp_path, capsys):
+    """The README's command on a DAVIS 2016 release (frame lists, no ImageSets/2017) needs no --year."""
+    from tests.davis_fixtures import build_davis2016_frame_lists
+
+    davis, results = tmp_path / "davis16", tmp_path / "results"
+    build_davis2016_frame_lists(davis, {"cows": 4}, {"val": ["cows"]})
+    for sequence in load_davis(davis, year=2016, split="val"):
+        for index in range(len(sequence)):
+            write_label_map(results / "cows" / f"{index:05d}.png", sequence.label_map(index))
+    code = cli_main(["--davis-root", str(davis), "--set", "val", "--results", str(results), "--workers", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "DAVIS 2016 layout" in captured.err
+    scores = pd.read_csv(results / "global_results-val.csv")
+    assert scores.loc[0, "J&F-Mean"] == 1.0  # the ground truth itself, scored the 2016 way
+
+
+def test_cli_refuses_to_overwrite_earlier_csvs_unless_asked(tiny_davis, capsys):
+    davis, results = tiny_davis
+    args = ["--davis-root", str(davis), "--set", "val", "--results", str(results), "--workers", "1"]
+    assert cli_main(args) == 0
+    earlier = (results / "global_results-val.csv").read_text()
+    (results / "global_results-val.csv").write_text(earlier + "# kept\n")
+    capsys.readouterr()
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "global_results-val.csv" in err and "--overwrite" in err
+    assert (results / "global_results-val.csv").read_text().endswith("# kept\n")
+    assert cli_main([*args, "--overwrite"]) == 0
+    assert (results / "global_results-val.csv").read_text() == earlier

@@ -15,13 +15,13 @@ from ovsnet.data.davis import load_davis
 from ovsnet.data.io import DataError, read_label_map
 from ovsnet.export import export_onnx
 from ovsnet.export import main as export_main
-from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.flow import build_flow
-from ovsnet.inference.onnx_backend import load_onnx_model, manifest_path, part_path
+from ovsnet.inference.onnx_backend import load_onnx_model, manifest_path, onnx_settings, part_path
 from ovsnet.inference.protocol import SegmenterModel
 from ovsnet.inference.realtime import RealtimeSettings, fold_batchnorm, load_backend, size_test_time
 from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.inference.settings import resolve
 from ovsnet.metrics.davis import evaluate_sequences
 from ovsnet.models.ovsnet import build_ovsnet
 from tests.tiny_models import TINY_MODEL
@@ -90,7 +90,7 @@ def test_size_test_time_keeps_exactly_the_candidates_the_cascade_keeps(one_threa
 
 def test_realtime_settings_match_the_model_preset() -> None:
     """RealtimeSettings applies conf/model/realtime.yaml's test-time counts to any checkpoint: keep them equal."""
-    from ovsnet.training import compose_config
+    from ovsnet.hydra_utils import compose_config
 
     model_config = compose_config("train.yaml", ["model=realtime"]).model.model_config
     inference = compose_config("evaluate.yaml", ["inference=realtime"]).inference
@@ -107,7 +107,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]
     torch.manual_seed(0)
     model = build_ovsnet(**PARITY_MODEL).eval()
     out = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(model, out, PARITY_MODEL, {"rho_reid": 1.5})
+    export_onnx(model, out, PARITY_MODEL, {"reid.rho": 1.5})
     return model, out
 
 
@@ -131,9 +131,9 @@ def test_onnx_runtime_matches_pytorch_on_synthetic_videos(
     model, onnx_path = exported
     ort_model = load_onnx_model(onnx_path, threads=1)
     assert isinstance(ort_model, SegmenterModel)
-    assert ort_model.inference_settings == {"rho_reid": 1.5}
+    assert onnx_settings(onnx_path) == {"reid.rho": 1.5}  # beside the model, not on it
     sequences = load_davis(synthetic_root, split="val")
-    config = CascadeConfig(min_candidate_score=0.0)  # every candidate reaches the cascade: the hardest case
+    config = resolve(overrides={"cascade.min_candidate_score": 0.0})  # every candidate reaches the cascade
 
     image = torch.from_numpy(sequences[0].frame(1)).permute(2, 0, 1).float() / 255.0
     a, b = model.detect([image])[0], ort_model.detect([image])[0]
@@ -234,3 +234,23 @@ def test_static_adaptive_pool_equals_adaptive_avg_pool(size: int, bins: int) -> 
 
     x = torch.rand(2, 3, size, size)
     torch.testing.assert_close(_StaticAdaptivePool(size, bins)(x), nn.AdaptiveAvgPool2d(bins)(x))
+
+
+def test_an_old_manifest_with_flat_settings_still_reads(
+    exported: tuple[nn.Module, Path], tmp_path: Path
+) -> None:
+    """Manifests written before the settings had sections store flat names (``rho_reid``): mapped on reading."""
+    import json
+    import shutil
+
+    _, onnx_path = exported
+    old = tmp_path / "model.onnx"
+    shutil.copy(onnx_path, old)
+    manifest = json.loads(manifest_path(onnx_path).read_text())
+    manifest_path(old).write_text(
+        json.dumps({**manifest, "inference_settings": {"rho_reid": 1.2, "use_mga": False}})
+    )
+    assert onnx_settings(old) == {"reid.rho": 1.2, "mga.enabled": False}
+    manifest_path(old).write_text(json.dumps({**manifest, "inference_settings": {"rho_typo": 1.0}}))
+    with pytest.raises(DataError, match="rho_typo"):
+        onnx_settings(old)

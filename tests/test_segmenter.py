@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from ovsnet.data.io import DataError
-from ovsnet.inference.cascade import PAPER_RULES, CascadeConfig, box_mask_iou
+from ovsnet.inference.cascade import box_mask_iou
 from ovsnet.inference.protocol import FrameDetections, SegmenterModel
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
+from ovsnet.inference.settings import resolve
 from ovsnet.models.ovsnet import OVSNet, build_ovsnet
 from tests.tiny_models import TINY_MODEL, VIDEO_H, VIDEO_W, FakeModel, make_video, paper_config
 
@@ -57,7 +58,7 @@ def test_missed_detection_falls_back_to_flow_then_recovers() -> None:
 
 def test_lost_object_returns_through_reid() -> None:
     frames, labels = make_video(hidden={2: {2}, 3: {2}}, jump={4: {2: (5, 95)}})
-    seg = VideoSegmenter(FakeModel(), config=CascadeConfig(max_flow_streak=1))
+    seg = VideoSegmenter(FakeModel(), config=resolve(overrides={"cascade.max_flow_streak": 1}))
     outputs = _run(seg, frames, labels[0])
     paths = [d[2] for d in seg.decisions]
     assert paths[0] == "iou" and paths[1] in ("flow", "absent") and paths[2] == "absent"
@@ -70,7 +71,7 @@ def test_only_candidates_near_a_template_are_pasted() -> None:
     frames, labels = make_video(num_frames=2)
     frames[1][70:90, 5:25] = 250  # an untracked bright blob far from both objects
     model = FakeModel()
-    seg = VideoSegmenter(model, config=paper_config(use_mga=False))
+    seg = VideoSegmenter(model, config=paper_config({"mga.enabled": False}))
     _run(seg, frames, labels[0])
     assert model.pasted[0] == 2  # 3 candidates, the blob's mask is never pasted for the cascade
     assert len(model.detect([torch.from_numpy(frames[1]).permute(2, 0, 1).float() / 255])[0].boxes) == 3
@@ -80,10 +81,12 @@ def test_only_candidates_near_a_template_are_pasted() -> None:
 def test_candidates_below_min_score_are_never_taken() -> None:
     """The segmenter drops detections under ``min_candidate_score`` before the cascade sees them."""
     frames, labels = make_video(num_frames=3)
-    seg = VideoSegmenter(FakeModel(), config=paper_config(min_candidate_score=0.95))  # fake scores: 0.9
+    seg = VideoSegmenter(
+        FakeModel(), config=paper_config({"cascade.min_candidate_score": 0.95})
+    )  # fake scores: 0.9
     _run(seg, frames, labels[0])
     assert seg.decisions == [{1: "flow", 2: "flow"}] * 2
-    seg = VideoSegmenter(FakeModel(), config=paper_config(min_candidate_score=0.9))
+    seg = VideoSegmenter(FakeModel(), config=paper_config({"cascade.min_candidate_score": 0.9}))
     _run(seg, frames, labels[0])
     assert seg.decisions == [{1: "iou", 2: "iou"}] * 2
 
@@ -91,7 +94,7 @@ def test_candidates_below_min_score_are_never_taken() -> None:
 def test_mga_off_never_refines_and_banks_stay_bounded() -> None:
     frames, labels = make_video()
     model = FakeModel()
-    seg = VideoSegmenter(model, config=paper_config(use_mga=False, bank_size=2))
+    seg = VideoSegmenter(model, config=paper_config({"mga.enabled": False, "reid.bank_size": 2}))
     _run(seg, frames, labels[0])
     assert model.refine_sizes == [] and model.refine_image_sizes == []
     assert all(len(bank) == 3 for bank in seg.banks.values())
@@ -160,7 +163,7 @@ def test_real_ovsnet_end_to_end() -> None:
     model = build_ovsnet(backbone="resnet18", min_size=96, max_size=128)
     assert isinstance(model, OVSNet) and isinstance(model, SegmenterModel)
     frames, labels = make_video()
-    seg = VideoSegmenter(model, config=CascadeConfig(min_candidate_score=0.0))
+    seg = VideoSegmenter(model, config=resolve(overrides={"cascade.min_candidate_score": 0.0}))
     assert isinstance(seg._detect(frames[0]), FrameDetections)
     outputs = _run(seg, frames, labels[0])
     assert all(o.shape == (H, W) and o.dtype == np.uint8 for o in outputs)
@@ -174,7 +177,9 @@ def test_pruned_candidate_ious_keep_every_iou_path_decision() -> None:
     """IoUs are computed only for candidates that could pass ρ_iou; every IoU the IoU path can accept is unchanged."""
     torch.manual_seed(0)
     model = build_ovsnet(**{**TINY_MODEL, "min_size": H, "max_size": W, "box_detections_per_img": 100}).eval()
-    config = CascadeConfig(**{**PAPER_RULES, "min_candidate_score": 0.0, "rho_iou": 0.3, "iou_scale": 0.5})
+    config = paper_config(
+        {"cascade.min_candidate_score": 0.0, "cascade.rho_iou": 0.3, "cascade.iou_scale": 0.5}
+    )
     seg = VideoSegmenter(model, config=config)
     frames, labels = make_video(num_frames=3)
     seg.start(frames[0], labels[0])
@@ -188,11 +193,11 @@ def test_pruned_candidate_ious_keep_every_iou_path_decision() -> None:
         (templates > 0.5).float(), det.boxes * torch.tensor([sw / W, sh / H] * 2), det.mask_probs
     )
     assert pruned.shape == full.shape == (2, len(det.boxes))
-    eligible = full > config.rho_iou
+    eligible = full > config.cascade.rho_iou
     skipped = (pruned == 0).all(0) & (full > 0).any(0)  # overlapping candidates left out by the box bound
     assert eligible.any() and skipped.any()
     assert torch.equal(pruned[eligible], full[eligible])
-    assert (pruned <= config.rho_iou).logical_or(eligible).all()
+    assert (pruned <= config.cascade.rho_iou).logical_or(eligible).all()
 
 
 def test_merge_gives_each_pixel_to_the_most_probable_object_above_half() -> None:
@@ -212,7 +217,7 @@ def test_merge_gives_each_pixel_to_the_most_probable_object_above_half() -> None
 
 
 PROTOCOL = ("detect", "embed", "paste_masks", "refine_box_masks", "refine_image_masks")
-OPTIONAL = {"eval", "to", "inference_settings"}  # read only when present (torch modules, checkpoints)
+OPTIONAL = {"eval", "to"}  # read only when present (torch modules); settings travel beside the model
 
 
 class AccessLog:
@@ -252,12 +257,18 @@ def test_a_model_without_the_protocol_is_refused_at_construction() -> None:
 
 def test_an_object_the_detector_stops_seeing_leaves_and_returns_through_reid() -> None:
     """Object 2 is seen in frame 1, then hidden for frames 2-5: nothing overlaps its warped mask. With the
-    detector's word alone (``implausible_growth=None``) it is absent after ``max_unsupported_streak`` frames,
+    detector's word alone (``absence.implausible_growth=None``) it is absent after ``absence.max_unsupported_streak`` frames,
     its mask gone, and the Re-ID path brings it back when it reappears. A detector that has found nothing
     in the video says nothing: the object stays on the flow path (the floor)."""
     frames, labels = make_video(num_frames=8, hidden={t: {2} for t in range(2, 6)})
     # the cascade's decisions alone, with the absence rule (inference=realtime's)
-    only_cascade = CascadeConfig(max_unsupported_streak=2, implausible_growth=None, appearance=None)
+    only_cascade = resolve(
+        overrides={
+            "absence.max_unsupported_streak": 2,
+            "absence.implausible_growth": None,
+            "appearance.backbone": None,
+        }
+    )
     seg = VideoSegmenter(FakeModel(), config=only_cascade)
     outputs = _run(seg, frames, labels[0])
     assert [d[2] for d in seg.decisions] == ["iou", "flow", "flow", "absent", "absent", "reid", "iou"]
@@ -277,7 +288,7 @@ def test_iou_flow_weight_mixes_the_warped_mask_into_the_iou_path() -> None:
     frames, labels = make_video(num_frames=3)  # the squares still overlap where they started
     outputs = {}
     for weight in (0.0, 0.75, 1.0):
-        seg = VideoSegmenter(FakeModel(), ZeroFlow(), paper_config(iou_flow_weight=weight))
+        seg = VideoSegmenter(FakeModel(), ZeroFlow(), paper_config({"cascade.iou_flow_weight": weight}))
         outputs[weight] = _run(seg, frames, labels[0])
         assert seg.path_counts["iou"] == 4
     for out, gt in zip(outputs[0.0], labels[1:], strict=True):
@@ -285,20 +296,24 @@ def test_iou_flow_weight_mixes_the_warped_mask_into_the_iou_path() -> None:
     assert all(np.array_equal(out, labels[0]) for out in outputs[1.0])
     # 0.75: a pixel needs the warped mask (0.75 > 0.5); the detection alone (0.25) is not enough
     assert all(np.array_equal(out == 1, labels[0] == 1) for out in outputs[0.75])
-    with pytest.raises(ValueError, match="iou_flow_weight"):
-        CascadeConfig(iou_flow_weight=1.5)
+    with pytest.raises(ValueError, match="cascade.iou_flow_weight"):
+        resolve(overrides={"cascade.iou_flow_weight": 1.5})
 
 
 def test_mga_weight_blends_a_kept_refinement_with_its_input() -> None:
-    seg = VideoSegmenter(FakeModel(), config=CascadeConfig(mga_min_iou=0.0, mga_weight=0.25, appearance=None))
+    seg = VideoSegmenter(
+        FakeModel(),
+        config=resolve(overrides={"mga.min_iou": 0.0, "mga.weight": 0.25, "appearance.backbone": None}),
+    )
     proposal = torch.ones(2, 4, 4)
     refined = torch.zeros(2, 4, 4)
     assert torch.allclose(seg._accept_refinement(proposal, refined), torch.full((2, 4, 4), 0.75))
     guarded = VideoSegmenter(
-        FakeModel(), config=CascadeConfig(mga_min_iou=0.5, mga_weight=0.25, appearance=None)
+        FakeModel(),
+        config=resolve(overrides={"mga.min_iou": 0.5, "mga.weight": 0.25, "appearance.backbone": None}),
     )
     assert torch.equal(
         guarded._accept_refinement(proposal, refined), proposal
     )  # rejected: the input as it was
-    with pytest.raises(ValueError, match="mga_weight"):
-        CascadeConfig(mga_weight=-0.1)
+    with pytest.raises(ValueError, match="mga.weight"):
+        resolve(overrides={"mga.weight": -0.1})

@@ -16,8 +16,9 @@ import torch
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
+from ovsnet.cli.sweep_summary import SWEEP_SUMMARY
 from ovsnet.lightning.guards import DivergenceGuard, LastCheckpoint, TrainingDiverged
-from ovsnet.training import RESULT_FILE, SWEEP_SUMMARY, optimized_metric_value, train
+from ovsnet.training import RESULT_FILE, optimized_metric_value, train
 from tests.commands import run_train
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from ovsnet.cli.video import main
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
 from ovsnet.data.video import VideoWriter, iter_video_frames
-from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.settings import InferenceSettings
 from ovsnet.inference.video import segment_video
 from ovsnet.models.ovsnet import build_ovsnet
 from tests.tiny_models import TINY_MODEL, FakeModel
@@ -31,7 +31,7 @@ SUMMARY_KEYS = {
     "device",
     "flow",
     "autocast",
-    "cascade",
+    "inference",
     "masks_dir",
     "overlay",
     "overlay_fps",
@@ -117,7 +117,7 @@ def test_main_segments_an_mp4(assets: dict[str, Path], tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
     assert summary["frames"] == N and summary["fps"] > 0 and summary["overlay_fps"] == 7
-    assert summary["cascade"]["rho_iou"] == 0.4 and summary["cascade"]["rho_reid"] == 2.3
+    assert summary["inference"]["cascade"]["rho_iou"] == 0.4 and summary["inference"]["reid"]["rho"] == 2.3
     assert sum(summary["path_counts"].values()) == N - 1  # one object, one decision per later frame
     assert set(summary["timings"]) == {"detect", "flow", "cascade", "mga", "appearance", "merge"}
     hidden = [p.name for p in out.rglob(".*") if p.name != ".done"]
@@ -139,7 +139,7 @@ def test_segment_video_on_an_image_folder(tmp_path: Path) -> None:
         out,
         flow="farneback",
         overlay=False,
-        cascade_config=CascadeConfig(),
+        cascade_config=InferenceSettings(),
         progress=False,
     )
     assert result.num_frames == N and result.name == "frames"
@@ -189,12 +189,20 @@ def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], code: int) -> st
     return capsys.readouterr().err
 
 
+def _one_line(err: str) -> str:
+    """The error output is one ``ovsnet-video: error:`` line (no traceback, no log noise)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ovsnet-video: error: "), err
+    return lines[0]
+
+
 def test_bad_masks(assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every input error exits 2 (as evaluate.py): a missing file as much as a bad mask."""
     small = _first_mask(tmp_path / "small.png", shape=(H // 2, W // 2))
-    err = _fails(_args(assets, tmp_path / "a", first_mask=small), capsys, 1)
+    err = _one_line(_fails(_args(assets, tmp_path / "a", first_mask=small), capsys, 2))
     assert f"first-frame mask {small} is 40x32 (WxH)" in err and "are 80x64" in err
     empty = _first_mask(tmp_path / "empty.png", empty=True)
-    err = _fails(_args(assets, tmp_path / "b", first_mask=empty), capsys, 1)
+    err = _one_line(_fails(_args(assets, tmp_path / "b", first_mask=empty), capsys, 2))
     assert f"first-frame mask {empty} is empty" in err
     err = _fails(_args(assets, tmp_path / "c", first_mask=tmp_path / "missing.png"), capsys, 2)
     assert "--first-mask" in err and "missing.png" in err
@@ -203,15 +211,15 @@ def test_bad_masks(assets: dict[str, Path], tmp_path: Path, capsys: pytest.Captu
 def test_bad_videos(assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    err = _fails(_args(assets, tmp_path / "a", video=empty), capsys, 1)
+    err = _one_line(_fails(_args(assets, tmp_path / "a", video=empty), capsys, 2))
     assert str(empty) in err and "empty" in err
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"this is not a video" * 50)
-    err = _fails(_args(assets, tmp_path / "b", video=garbage), capsys, 1)
+    err = _one_line(_fails(_args(assets, tmp_path / "b", video=garbage), capsys, 2))
     assert f"unreadable video file {garbage}" in err
     no_frames = tmp_path / "no_frames"
     no_frames.mkdir()
-    err = _fails(_args(assets, tmp_path / "c", video=no_frames), capsys, 1)
+    err = _one_line(_fails(_args(assets, tmp_path / "c", video=no_frames), capsys, 2))
     assert "holds no frames" in err
     err = _fails(_args(assets, tmp_path / "d", video=tmp_path / "nope.mp4"), capsys, 2)
     assert "--video" in err and "nope.mp4" in err
@@ -222,8 +230,15 @@ def test_bad_checkpoints(assets: dict[str, Path], tmp_path: Path, capsys: pytest
     assert f"--ckpt {assets['other']}" in err and "does not match this architecture" in err
     no_config = tmp_path / "no_config.ckpt"
     torch.save({"state_dict": {"model.encoder.weight": torch.zeros(1)}}, no_config)
-    err = _fails(_args(assets, tmp_path / "b", ckpt=no_config), capsys, 2)
-    assert "stores no model_config" in err
+    err = _one_line(_fails(_args(assets, tmp_path / "b", ckpt=no_config), capsys, 2))
+    # what the file is and what to do, with the options this command and train.py have
+    assert f"--ckpt {no_config}: not an OVS-Net checkpoint" in err and "no model_config" in err
+    assert f"python train.py model.model_config.checkpoint={no_config}" in err
+    assert "pass model_config" not in err
+    other_family = tmp_path / "other_family.ckpt"  # e.g. another Lightning project's checkpoint
+    torch.save({"state_dict": {"net.w": torch.zeros(1)}, "hyper_parameters": {"lr": 0.1}}, other_family)
+    err = _one_line(_fails(_args(assets, tmp_path / "e", ckpt=other_family), capsys, 2))
+    assert "not an OVS-Net checkpoint: its hyper-parameters hold no model_config" in err
     err = _fails(_args(assets, tmp_path / "c", ckpt=tmp_path / "missing.ckpt"), capsys, 2)
     assert "--ckpt" in err and "no such file" in err
     err = _fails(_args(assets, tmp_path / "d", fps=0), capsys, 2)
@@ -258,7 +273,10 @@ def test_realtime_preset_on_onnx_runtime(
     assert (out / "onnx" / "model.onnx").is_file() and (out / "onnx" / "model.json").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["backend"], summary["preset"], summary["threads"]) == ("onnx", "realtime", 1)
-    assert summary["cascade"]["rho_reid"] == 1.7  # the checkpoint's calibrated value beats the preset's
+    # the checkpoint's calibrated value (its old flat name) beats the preset's
+    assert summary["inference"]["reid"]["rho"] == 1.7
+    manifest = json.loads((out / "onnx" / "model.json").read_text())
+    assert manifest["inference_settings"] == {"reid": {"rho": 1.7}}  # stored nested in the export
     assert f"{N} frames at" in capsys.readouterr().out
     # the exported model alone (no checkpoint) gives the same masks
     again = tmp_path / "again"
@@ -267,6 +285,9 @@ def test_realtime_preset_on_onnx_runtime(
     assert main([*argv, "--no-overlay", "--no-progress"]) == 0
     for mask in sorted((out / "masks").glob("*.png")):
         np.testing.assert_array_equal(read_label_map(again / "masks" / mask.name), read_label_map(mask))
+    assert (
+        json.loads((again / "summary.json").read_text())["inference"]["reid"]["rho"] == 1.7
+    )  # the manifest's
 
 
 def test_camera_index_source(
@@ -297,6 +318,49 @@ def test_camera_index_source(
     assert "3 frames at" in capsys.readouterr().out
 
 
+def test_unavailable_camera_is_an_input_error(
+    assets: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A camera that cannot be opened exits 2 with one line naming it, before any checkpoint loads."""
+    import cv2
+
+    class Closed:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+            return False
+
+        def read(self) -> tuple[bool, None]:
+            return False, None
+
+        def release(self) -> None:
+            pass
+
+        def get(self, prop: int) -> float:
+            return 0.0
+
+        def set(self, prop: int, value: float) -> bool:
+            return False
+
+    monkeypatch.setattr(cv2, "VideoCapture", Closed)
+    err = _one_line(_fails(_args(assets, tmp_path / "a", video="7"), capsys, 2))
+    assert "cannot open camera 7" in err
+
+
+def test_help_documents_first_mask_formats_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 = background, 1..K = K objects" in text and "255 = void" in text
+    assert "every 255 (non-zero) pixel is object 1" in text
+    assert "2 usage or input error" in text
+
+
 def test_backend_arguments(
     assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -319,8 +383,9 @@ def test_no_checkpoint_segments_with_flow_and_appearance(
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["network"] is False and summary["frames"] == N
     assert summary["path_counts"]["iou"] == summary["path_counts"]["reid"] == 0
-    assert summary["cascade"]["use_mga"] is False and summary["cascade"]["use_reid"] is False
-    assert summary["cascade"]["appearance"] is not None
+    inference = summary["inference"]
+    assert inference["mga"]["enabled"] is False and inference["reid"]["enabled"] is False
+    assert inference["appearance"]["backbone"] is not None
     assert "no network: flow + appearance memory" in capsys.readouterr().out
     last = read_label_map(tmp_path / "out" / "masks" / f"{N - 1:05d}.png")
     moved = np.zeros((H, W), bool)

@@ -1,7 +1,10 @@
-"""viz: overlay pixels, contact-sheet geometry, timeline/sweep/ablation PNGs, streamed overlay videos."""
+"""viz: overlay pixels, contact-sheet geometry, timeline/sweep/ablation PNGs, streamed overlay videos; the
+OpenCV half loads no matplotlib."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +160,17 @@ def test_write_overlay_video_streams_frames(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_overlay_video([frame] * 3, [labels] * 2, tmp_path / "short.mp4", fps=10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["overlay.mp4"]  # nothing half-written
+
+
+def test_overlays_load_no_matplotlib() -> None:
+    """The video CLI and the evaluation draw overlays only: matplotlib (slow to import) stays out of them."""
+    code = (
+        "import sys\n"
+        "from ovsnet.viz import overlay, save_png, write_overlay_video\n"
+        "import ovsnet.viz.overlays\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+        "from ovsnet.viz import path_timeline\n"
+        "assert 'matplotlib' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

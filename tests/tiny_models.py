@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,9 @@ import numpy as np
 import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
-from ovsnet.inference.cascade import PAPER_RULES, CascadeConfig
+from ovsnet.hydra_utils import compose_config
+from ovsnet.inference.settings import InferenceSettings, resolve
+from ovsnet.utils import plain
 
 TINY_MODEL: dict[str, object] = {
     "backbone": "resnet18",
@@ -45,13 +49,20 @@ TINY_TRAIN_MODEL: dict[str, object] = {
 VIDEO_H, VIDEO_W, SQUARE = 96, 128, 24
 
 
-def paper_config(**overrides: Any) -> CascadeConfig:
-    """The paper's cascade (no switch guard): tests pin its path mechanics on perfect detections.
+def paper_config(overrides: Mapping[str, Any] | None = None) -> InferenceSettings:
+    """The paper's cascade (``conf/inference/paper.yaml``: no switch guard) with ``overrides`` (dotted keys):
+    tests pin its path mechanics on perfect detections.
 
-    The default guard (``switch_iou`` 0.8 at quarter resolution) keeps flow on ``make_video``'s 24-pixel
-    squares, whose warped masks overlap the detections by 0.68-0.84; tests/test_cascade.py covers the guard.
+    The default guard (``cascade.switch_iou`` 0.8 at quarter resolution) keeps flow on ``make_video``'s
+    24-pixel squares, whose warped masks overlap the detections by 0.68-0.84; tests/test_cascade.py covers
+    the guard.
     """
-    return CascadeConfig(**{**PAPER_RULES, **overrides})
+    return resolve(_paper_preset(), overrides=overrides)
+
+
+@functools.cache
+def _paper_preset() -> dict[str, Any]:
+    return plain(compose_config("evaluate.yaml", ["inference=paper"]).inference)
 
 
 def make_video(

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ovsnet.cli import stages
-from ovsnet.training import CONF_DIR
+from ovsnet.hydra_utils import CONF_DIR
 
 __all__ = ["main", "run_demo"]
 
@@ -63,22 +63,17 @@ def _experiment(name: str) -> tuple[str, str]:
 DEFAULT_EXPERIMENT = "demo_photo"
 
 
-def train_stage(
-    out: Path, stage: str, minutes: float, extra: list[str], experiment: str = DEFAULT_EXPERIMENT
-) -> Path:
-    """Train the demo experiment for ``minutes`` under ``out/stage``; returns the last checkpoint."""
-    return stages.train_stage(out, stage, [stages.max_time_override(minutes), *extra], experiment)[0]
-
-
 def train_stages(out: Path, minutes: float, extra: list[str], experiment: str = DEFAULT_EXPERIMENT) -> Path:
-    """Run :data:`STAGES` in order, each from the previous one's checkpoint; returns the final checkpoint."""
+    """Run :data:`STAGES` in order (:func:`ovsnet.cli.stages.train_stage`, each its share of ``minutes``),
+    each from the previous one's checkpoint; returns the final checkpoint."""
     ckpt: Path | None = None
     for index, (stage, share, overrides) in enumerate(STAGES, start=1):
         init = [f"model.init_checkpoint={ckpt}"] if ckpt is not None else []
         console.print(
             f"  stage {index}/{len(STAGES)} {stage}: {share * minutes:.1f} min ({' '.join(overrides)})"
         )
-        ckpt = train_stage(out, stage, share * minutes, [*overrides, *init, *extra], experiment)
+        budget = stages.max_time_override(share * minutes)
+        ckpt, _ = stages.train_stage(out, stage, [budget, *overrides, *init, *extra], experiment)
     assert ckpt is not None
     return ckpt
 
@@ -96,18 +91,10 @@ ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 SCORE_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 
 
-def evaluate_stage(
-    out: Path, ckpt: Path, extra: list[str], stage: str = "evaluate", experiment: str = DEFAULT_EXPERIMENT
-) -> dict:
-    """Segment and score the synthetic validation videos with the trained checkpoint."""
+def data_overrides(out: Path, experiment: str = DEFAULT_EXPERIMENT) -> list[str]:
+    """evaluate.yaml overrides that score the demo's own validation videos (baselines shared by every row)."""
     data_group, folder = _experiment(experiment)
-    overrides = [
-        f"data={data_group}",
-        f"data.root={out}/data/{folder}",
-        f"baselines_dir={out}/baselines",
-        *extra,
-    ]
-    return stages.evaluate_stage(out, stage, ckpt, overrides)
+    return [f"data={data_group}", f"data.root={out}/data/{folder}", f"baselines_dir={out}/baselines"]
 
 
 def write_videos(out: Path, summary: dict, experiment: str = DEFAULT_EXPERIMENT) -> list[Path]:
@@ -192,9 +179,10 @@ def run_demo(
         f"2/3 segmenting the validation videos with {ckpt.name} (then without MGA, without Re-ID, without the "
         "network, and the model-free baselines) ..."
     )
-    summary = evaluate_stage(out, ckpt, eval_overrides, experiment=experiment)
+    data = data_overrides(out, experiment)
+    summary = stages.evaluate_stage(out, "evaluate", ckpt, [*data, *eval_overrides])
     ablations = {
-        name: evaluate_stage(out, ckpt, [*overrides, *eval_overrides], folder, experiment)
+        name: stages.evaluate_stage(out, folder, ckpt, [*data, *overrides, *eval_overrides])
         for name, (folder, overrides) in ABLATIONS.items()
     }
     csv = out / "evaluate" / f"per-object_results-{summary['split']}.csv"

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ovsnet.data.io import DataError
 from ovsnet.inference.onnx_backend import MANIFEST_VERSION, manifest_path, part_path
 from ovsnet.inference.realtime import fold_batchnorm
+from ovsnet.inference.settings import checkpoint_settings, dotted, nested
 from ovsnet.models.mga import MaskGuidedAttention
 from ovsnet.utils import write_json_atomic
 
@@ -181,7 +182,9 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` (an OVSNet, left unchanged) to ``out`` (``model.onnx`` + parts + ``model.json``).
 
-    ``model_config``: the build kwargs it was made with (the ONNX backend rebuilds the glue from them).
+    ``model_config``: the build kwargs it was made with (the ONNX backend rebuilds the glue from them);
+    ``inference_settings``: the settings calibrated for it (dotted or nested keys; the manifest stores them
+    nested and :func:`~ovsnet.inference.onnx_backend.onnx_settings` reads them back).
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
@@ -224,7 +227,7 @@ def export_onnx(
     manifest: dict[str, Any] = {
         "version": MANIFEST_VERSION,
         "model_config": dict(model_config),
-        "inference_settings": dict(inference_settings or {}),
+        "inference_settings": nested(dotted(inference_settings, "export_onnx", map_flat=True)),
         "feature_names": names,
         "fpn_channels": channels,
         "parts": parts,
@@ -284,11 +287,12 @@ def export_checkpoint(
     ckpt: str | os.PathLike, out: str | os.PathLike, exporter: str = "torchscript", trust: bool = False
 ) -> Path:
     """Load a checkpoint and export it (the CLI's work; the video CLI's ``--backend onnx`` calls it too)."""
-    from ovsnet.models.checkpoint import load_model, read_hyperparameters
+    from ovsnet.models.checkpoint import read_hyperparameters
+    from ovsnet.models.loading import load_model
 
     model = load_model(ckpt, trust=trust, trust_flag="--trust-checkpoint")
     config = read_hyperparameters(Path(ckpt), trust=trust).get("model_config")
-    return export_onnx(model, out, config, getattr(model, "inference_settings", {}), exporter)
+    return export_onnx(model, out, config, checkpoint_settings(ckpt, trust=trust), exporter)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

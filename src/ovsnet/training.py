@@ -1,130 +1,49 @@
 """Training from a composed Hydra config: the body of ``train.py``, shared with the demo and the notebook.
 
-Also the small runtime helpers every entrypoint needs (instantiating a callbacks/logger group, W&B offline
-without an API key, closing W&B in ``finally`` so a failed run does not break a multirun), the value returned
-to sweepers (:func:`optimized_metric_value`: validated once at the end of fit when the run stopped before its
-first validation; NaN with one warning line when it still does not exist), and the per-job result file
-(``train_result.json``) that :class:`TrainSweepSummaryCallback` gathers into the sweep's
-``sweep_summary.{csv,md}`` at the end of a multirun.
+Also the value returned to sweepers (:func:`optimized_metric_value`: validated once at the end of fit when the
+run stopped before its first validation; NaN with one warning line when it still does not exist), and the
+per-job result file (``train_result.json``) that
+:class:`ovsnet.cli.sweep_summary.TrainSweepSummaryCallback` gathers into the sweep's ``sweep_summary.{csv,md}``
+at the end of a multirun. The Hydra and W&B helpers every entry point shares are in :mod:`ovsnet.hydra_utils`
+and :mod:`ovsnet.wandb_utils`, the one-line error reporting in :mod:`ovsnet.errors`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import contextlib
 import logging
 import math
 import os
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from hydra.experimental.callback import Callback as HydraCallback
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from ovsnet.utils import job_overrides, swept_keys, write_json_atomic
+from ovsnet.data.io import DataError
+from ovsnet.hydra_utils import instantiate_group
+from ovsnet.utils import job_overrides, write_json_atomic
+from ovsnet.wandb_utils import finish_wandb, use_wandb_offline_without_key
 
 __all__ = [
-    "CONF_DIR",
     "RESULT_FILE",
-    "SWEEP_SUMMARY",
-    "TrainSweepSummaryCallback",
-    "compose_config",
-    "finish_wandb",
-    "instantiate_group",
     "optimized_metric_value",
     "print_config",
     "run_training_job",
-    "progress_bar_overrides",
-    "run_dir_overrides",
-    "summarize_train_sweep",
     "train",
-    "use_wandb_offline_without_key",
     "write_run_result",
 ]
 
 log = logging.getLogger(__name__)
 
-# conf/ of the source checkout (the package is installed editable, as the Makefile does)
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# one per job directory (written by train.py), gathered into SWEEP_SUMMARY.{csv,md} at the end of a multirun
+# one per job directory (written by train.py), gathered into sweep_summary.{csv,md} at the end of a multirun
+# (ovsnet.cli.sweep_summary.TrainSweepSummaryCallback)
 RESULT_FILE = "train_result.json"
-SWEEP_SUMMARY = "sweep_summary"
-# the default callbacks with tqdm's plain-text bar instead of rich's (see progress_bar_overrides)
-_PLAIN_CALLBACKS = (
-    "callbacks=[model_checkpoint,last_checkpoint,divergence_guard,lr_monitor,tqdm_progress_bar]"
-)
-
-
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose a real entrypoint config as ``python train.py``/``evaluate.py`` would, outside ``@hydra.main``.
-
-    ``${hydra:...}`` interpolations resolve as in a real run (the Hydra config is registered, then dropped).
-    The typed-config schemas the group files extend are registered first (as the entrypoints do on import).
-    """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    import ovsnet.evaluation.settings  # noqa: F401 - registers schema/inference/cascade
-    import ovsnet.schemas  # noqa: F401 - registers the trainer, model and data schemas
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    GlobalHydra.instance().clear()
-    return cfg
-
-
-def run_dir_overrides(root: Path, stage: str) -> list[str]:
-    """``paths.*`` overrides that keep a scripted run (demo, ablation) and all its outputs under ``root``."""
-    return [
-        f"paths.root_dir={root}",
-        f"paths.data_dir={root}/data",
-        f"paths.log_dir={root}/logs",
-        f"paths.ckpt_dir={root}/checkpoints",
-        f"paths.output_dir={root}/{stage}",
-    ]
-
-
-def progress_bar_overrides() -> list[str]:
-    """Rich's bar draws on a terminal only; a log file or CI gets tqdm's plain-text bar instead."""
-    return [] if sys.stdout.isatty() else [_PLAIN_CALLBACKS]
-
-
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Every ``_target_`` entry of a callbacks/logger group (an empty or missing group gives [])."""
-    if not group:
-        return []
-    return [
-        hydra.utils.instantiate(node)
-        for node in group.values()
-        if isinstance(node, DictConfig) and "_target_" in node
-    ]
-
-
-def use_wandb_offline_without_key() -> None:
-    """W&B runs offline (kept under the output dir, syncable later) unless an API key is configured."""
-    if not os.environ.get("WANDB_API_KEY"):
-        os.environ.setdefault("WANDB_MODE", "offline")
-
-
-def finish_wandb() -> None:
-    """Close a W&B run if one is open (called in ``finally``: a crashed run must not poison a multirun)."""
-    try:
-        import wandb
-    except ImportError:
-        return
-    if wandb.run is not None:
-        wandb.finish()
 
 
 @rank_zero_only
@@ -140,6 +59,20 @@ def print_config(cfg: DictConfig) -> None:
         text = OmegaConf.to_yaml(value, resolve=False) if isinstance(value, DictConfig) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
+
+
+@contextlib.contextmanager
+def _config_group(group: str) -> Iterator[None]:
+    """A constructor that rejects a config value (Lightning's ``Trainer(max_steps=-5)``, a missing
+    ``init_checkpoint``) becomes one line naming the group, not Hydra's multi-line wrapper and a traceback."""
+    try:
+        yield
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, DataError):
+            raise cause from None  # already one line naming the file or key
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise DataError(f"{group}: {text}") from exc
 
 
 def _has_validation_data(trainer: pl.Trainer, datamodule: pl.LightningDataModule) -> bool:
@@ -191,11 +124,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_config(cfg)
     use_wandb_offline_without_key()
     # plain containers (not OmegaConf) in hyper-parameters: checkpoints then load with weights_only=True
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    module: pl.LightningModule = hydra.utils.instantiate(cfg.model, _convert_="all")
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    with _config_group("data"):
+        datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    with _config_group("model"):
+        module: pl.LightningModule = hydra.utils.instantiate(cfg.model, _convert_="all")
+    with _config_group("callbacks"):
+        callbacks = instantiate_group(cfg.get("callbacks"))
+    with _config_group("logger"):
+        loggers = instantiate_group(cfg.get("logger"))
+    with _config_group("trainer"):
+        trainer: pl.Trainer = hydra.utils.instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False
+        )
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("train", True):
@@ -236,7 +176,7 @@ def optimized_metric_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | 
     return math.nan
 
 
-# ---------------------------------------------------------------------------------------- sweep summary
+# ---------------------------------------------------------------------------------------- the result file
 def write_run_result(
     out_dir: str | Path,
     cfg: DictConfig,
@@ -263,85 +203,6 @@ def write_run_result(
     if error:
         record["error"] = error
     return write_json_atomic(Path(out_dir) / RESULT_FILE, record, sort_keys=True)
-
-
-def _job_sort_key(path: Path) -> tuple[int, str]:
-    name = path.parent.name
-    return (int(name), "") if name.isdigit() else (sys.maxsize, str(path))
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "nan"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def summarize_train_sweep(sweep_dir: str | Path, swept: list[str] | None = None) -> list[dict[str, Any]]:
-    """Gather every job's ``train_result.json`` under ``sweep_dir`` into ``sweep_summary.csv`` and ``.md``.
-
-    One row per job: its directory, the swept overrides (``swept`` keys; all of the job's overrides when None),
-    status, the optimized metric's value, ``train/loss`` and ``val/loss``. Returns the rows.
-    """
-    root = Path(sweep_dir)
-    rows: list[dict[str, Any]] = []
-    for path in sorted(root.glob(f"**/{RESULT_FILE}"), key=_job_sort_key):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            log.warning("%s: unreadable (%s); left out of the sweep summary", path, exc)
-            continue
-        overrides = [
-            o
-            for o in record.get("overrides", [])
-            if swept is None or o.split("=", 1)[0].lstrip("+~") in swept
-        ]
-        metrics = record.get("metrics") or {}
-        rows.append(
-            {
-                "job": os.path.relpath(path.parent, root),
-                "overrides": " ".join(overrides),
-                "status": record.get("status", "?"),
-                "metric": record.get("optimized_metric") or "",
-                "value": record.get("value"),
-                "train/loss": metrics.get("train/loss", metrics.get("train/loss_epoch")),
-                "val/loss": metrics.get("val/loss"),
-            }
-        )
-    if not rows:
-        log.info("%s: no %s in any job directory; no sweep summary", root, RESULT_FILE)
-        return rows
-    columns = list(rows[0])
-    csv_path = root / f"{SWEEP_SUMMARY}.csv"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in rows]
-    md_path = root / f"{SWEEP_SUMMARY}.md"
-    md_path.write_text("\n".join(lines) + "\n")
-    log.info("training sweep (%d jobs): %s\n%s", len(rows), md_path, "\n".join(lines))
-    return rows
-
-
-class TrainSweepSummaryCallback(HydraCallback):
-    """Hydra callback: at the end of a ``train.py`` multirun, write ``sweep_summary.{csv,md}`` in the sweep dir."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
-        # the keys that vary (sweep overrides, sweeper params); all overrides when none is recognisable
-        try:
-            swept = sorted(set(swept_keys(task))) or None
-        except Exception:  # noqa: BLE001 - only the summary's column choice depends on it
-            swept = None
-        params = OmegaConf.select(config, "hydra.sweeper.params")
-        if params:
-            swept = sorted({*(swept or []), *map(str, params)})
-        try:
-            summarize_train_sweep(sweep_dir, swept)
-        except Exception:  # noqa: BLE001 - a summary failure must not hide the runs' own results
-            log.exception("training sweep summary in %s failed", sweep_dir)
 
 
 # ---------------------------------------------------------------------------------------- train.py's job
@@ -376,9 +237,9 @@ def run_training_job(cfg: DictConfig) -> float | None:
 
     A diverging run is recorded as diverged; it exits with code 2 and one line (a traceback with
     ``HYDRA_FULL_ERROR=1``), or returns NaN inside a multirun so the sweep goes on. Bad input and Ctrl-C
-    are one line too (:func:`ovsnet.cli.errors.one_line_errors`).
+    are one line too (:func:`ovsnet.errors.one_line_errors`).
     """
-    from ovsnet.cli.errors import one_line_errors
+    from ovsnet.errors import one_line_errors
     from ovsnet.lightning.guards import TrainingDiverged
 
     out_dir, overrides, multirun = _job_context()

@@ -33,7 +33,7 @@ from rich.table import Table
 from ovsnet.cli import stages
 from ovsnet.data.davis import detect_davis_layout
 from ovsnet.data.io import atomic_path
-from ovsnet.training import CONF_DIR, compose_config
+from ovsnet.hydra_utils import CONF_DIR, compose_config
 
 __all__ = ["EVALUATIONS", "STAGES", "main", "run_davis16"]
 
@@ -53,8 +53,8 @@ STAGES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
 # rows of the table: (label, stage folder, evaluate.py overrides)
 EVALUATIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("OVS-Net (trained here)", "evaluate", ()),
-    ("OVS-Net without MGA", "evaluate_no_mga", ("inference.use_mga=false",)),
-    ("OVS-Net without Re-ID", "evaluate_no_reid", ("inference.use_reid=false",)),
+    ("OVS-Net without MGA", "evaluate_no_mga", ("inference.mga.enabled=false",)),
+    ("OVS-Net without Re-ID", "evaluate_no_reid", ("inference.reid.enabled=false",)),
     ("no network (flow + appearance memory)", "evaluate_no_network", ("network=false",)),
 )
 COLUMNS = ("J&F-Mean", "J-Mean", "F-Mean", "J-Recall", "J-Decay")
@@ -140,7 +140,7 @@ def calibrate(out: Path, davis: Path, ckpt: Path, holdout: Sequence[str], resolu
     from ovsnet.data.davis import load_davis
     from ovsnet.evaluation.model import load_model
     from ovsnet.inference.calibration import calibrate_rho_reid, reid_distances
-    from ovsnet.models.checkpoint import with_inference_settings
+    from ovsnet.inference.settings import with_inference_settings
     from ovsnet.utils import write_json_atomic
 
     final = out / f"{EXPERIMENT}.ckpt"
@@ -161,7 +161,7 @@ def calibrate(out: Path, davis: Path, ckpt: Path, holdout: Sequence[str], resolu
         f"{result.false_positive_rate:.0%} of others)"
     )
     write_json_atomic(out / "calibration.json", {**result.as_dict(), "videos": [v.name for v in videos]})
-    return with_inference_settings(ckpt, final, {"rho_reid": round(result.rho_reid, 4)})
+    return with_inference_settings(ckpt, final, {"reid.rho": round(result.rho_reid, 4)})
 
 
 def evaluate_rows(

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ovsnet.training import compose_config, finish_wandb, progress_bar_overrides, run_dir_overrides
+from ovsnet.hydra_utils import compose_config, progress_bar_overrides, run_dir_overrides
+from ovsnet.wandb_utils import finish_wandb
 
 __all__ = ["BASELINE_LABELS", "add_override_arguments", "evaluate_stage", "max_time_override", "train_stage"]
 

@@ -3,15 +3,21 @@
 :func:`summarize_sweep` turns the run directories of a Hydra multirun into the paper-style table (markdown
 + CSV) and a plot of J / F / J&F against the swept value. It runs as a Hydra callback at the end of a
 multirun (:class:`SweepSummaryCallback`, ``conf/evaluate.yaml``'s ``hydra.callbacks.sweep_summary``) and
-from the shell: ``python -m ovsnet.cli.sweep_summary summarize DIR --key inference.rho_reid``.
+from the shell: ``python -m ovsnet.cli.sweep_summary summarize DIR --key inference.reid.rho``.
+
+A ``train.py`` multirun ends with ``sweep_summary.{csv,md}`` (:class:`TrainSweepSummaryCallback`,
+``conf/train.yaml``'s ``hydra.callbacks.train_sweep_summary``): each job's status and optimized metric, read
+from the ``train_result.json`` every job writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +30,17 @@ from omegaconf import DictConfig, OmegaConf
 from ovsnet.data.io import atomic_path
 from ovsnet.evaluation import SUMMARY_FILE
 from ovsnet.inference.cascade import PATHS
+from ovsnet.training import RESULT_FILE
 from ovsnet.utils import plain, swept_keys
 
-__all__ = ["SweepSummaryCallback", "main", "summarize_sweep"]
+__all__ = [
+    "SWEEP_SUMMARY",
+    "SweepSummaryCallback",
+    "TrainSweepSummaryCallback",
+    "main",
+    "summarize_sweep",
+    "summarize_train_sweep",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +55,12 @@ _PRESET_LABELS = {
     "paper": "OVS-Net (the paper's cascade rules)",
     "fast": "OVS-Net (fast flow)",
 }
-_SYMBOLS = {"rho_reid": "ρ_reid", "rho_iou": "ρ_iou", "reid_fraction": "reid fraction", "lambda_refine": "λ"}
+_SYMBOLS = {
+    "reid.rho": "ρ_reid",
+    "cascade.rho_iou": "ρ_iou",
+    "reid.fraction": "reid fraction",
+    "lambda_refine": "λ",
+}
 
 
 def _strip_key(key: str) -> str:
@@ -79,7 +98,8 @@ def _method_label(key: str, value: Any) -> str:
     if key == "inference" or leaf == "name":
         return _PRESET_LABELS.get(str(value), f"OVS-Net ({value})")
     shown = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"OVS-Net ({_SYMBOLS.get(leaf, leaf)} = {shown})"
+    symbol = _SYMBOLS.get(key.removeprefix("inference."), _SYMBOLS.get(leaf, leaf))
+    return f"OVS-Net ({symbol} = {shown})"
 
 
 def _read_runs(multirun_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -204,9 +224,93 @@ class SweepSummaryCallback(Callback):
                 log.exception("sweep summary over %s in %s failed", key, sweep_dir)
 
 
+# ----------------------------------------------------------------------------------- train.py sweeps
+# one row per train.py job (its train_result.json), gathered at the end of the multirun
+SWEEP_SUMMARY = "sweep_summary"
+
+
+def _job_sort_key(path: Path) -> tuple[int, str]:
+    name = path.parent.name
+    return (int(name), "") if name.isdigit() else (sys.maxsize, str(path))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "nan"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def summarize_train_sweep(sweep_dir: str | Path, swept: list[str] | None = None) -> list[dict[str, Any]]:
+    """Gather every job's ``train_result.json`` under ``sweep_dir`` into ``sweep_summary.csv`` and ``.md``.
+
+    One row per job: its directory, the swept overrides (``swept`` keys; all of the job's overrides when None),
+    status, the optimized metric's value, ``train/loss`` and ``val/loss``. Returns the rows.
+    """
+    root = Path(sweep_dir)
+    rows: list[dict[str, Any]] = []
+    for path in sorted(root.glob(f"**/{RESULT_FILE}"), key=_job_sort_key):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable (%s); left out of the sweep summary", path, exc)
+            continue
+        overrides = [
+            o
+            for o in record.get("overrides", [])
+            if swept is None or o.split("=", 1)[0].lstrip("+~") in swept
+        ]
+        metrics = record.get("metrics") or {}
+        rows.append(
+            {
+                "job": os.path.relpath(path.parent, root),
+                "overrides": " ".join(overrides),
+                "status": record.get("status", "?"),
+                "metric": record.get("optimized_metric") or "",
+                "value": record.get("value"),
+                "train/loss": metrics.get("train/loss", metrics.get("train/loss_epoch")),
+                "val/loss": metrics.get("val/loss"),
+            }
+        )
+    if not rows:
+        log.info("%s: no %s in any job directory; no sweep summary", root, RESULT_FILE)
+        return rows
+    columns = list(rows[0])
+    csv_path = root / f"{SWEEP_SUMMARY}.csv"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in rows]
+    md_path = root / f"{SWEEP_SUMMARY}.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    log.info("training sweep (%d jobs): %s\n%s", len(rows), md_path, "\n".join(lines))
+    return rows
+
+
+class TrainSweepSummaryCallback(Callback):
+    """Hydra callback: at the end of a ``train.py`` multirun, write ``sweep_summary.{csv,md}`` in the sweep dir."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        # the keys that vary (sweep overrides, sweeper params); all overrides when none is recognisable
+        try:
+            swept = sorted(set(swept_keys(task))) or None
+        except Exception:  # noqa: BLE001 - only the summary's column choice depends on it
+            swept = None
+        params = OmegaConf.select(config, "hydra.sweeper.params")
+        if params:
+            swept = sorted({*(swept or []), *map(str, params)})
+        try:
+            summarize_train_sweep(sweep_dir, swept)
+        except Exception:  # noqa: BLE001 - a summary failure must not hide the runs' own results
+            log.exception("training sweep summary in %s failed", sweep_dir)
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ovsnet.cli.sweep_summary summarize MULTIRUN_DIR [--key inference.rho_reid] [--out DIR]``."""
+    """``python -m ovsnet.cli.sweep_summary summarize MULTIRUN_DIR [--key inference.reid.rho] [--out DIR]``."""
     parser = argparse.ArgumentParser(
         prog="python -m ovsnet.cli.sweep_summary", description=__doc__.splitlines()[0]
     )

@@ -4,28 +4,44 @@ Parses arguments, checks the inputs before the (slow) checkpoint load, and turns
 line naming the file; the work is :func:`ovsnet.inference.video.segment_video`. ``--preset realtime`` runs
 ``conf/inference/realtime.yaml`` on a model prepared by :mod:`ovsnet.inference.realtime`; ``--backend onnx``
 runs the network on ONNX Runtime (an exported ``--onnx model.onnx``, or the checkpoint exported on the fly).
-The last line printed is the fps reached.
+The last line printed is the fps reached. Every usage or input error (a missing or unreadable file, a bad
+video, mask, camera or checkpoint, a missing optional package) is one line and exit code 2, as ``evaluate.py``;
+Ctrl-C is one line and exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from rich.logging import RichHandler
 
 from ovsnet.data.io import DataError
 from ovsnet.data.video import live_source
-from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED
 from ovsnet.inference.flow import FlowEstimator, build_flow
-from ovsnet.inference.realtime import BACKENDS, RealtimeSettings, for_onnx, prepare_realtime, set_threads
+from ovsnet.inference.realtime import (
+    BACKENDS,
+    RealtimeSettings,
+    for_onnx,
+    load_backend,
+    prepare_realtime,
+    set_threads,
+)
+from ovsnet.inference.settings import (
+    CascadeSettings,
+    InferenceSettings,
+    ReIDSettings,
+    checkpoint_settings,
+    resolve,
+)
 from ovsnet.inference.video import DEFAULT_FPS, check_video_inputs, segment_video
-from ovsnet.models.checkpoint import CheckpointError, load_model
+from ovsnet.models.checkpoint import CheckpointError, read_hyperparameters
 from ovsnet.utils import resolve_device
 
 __all__ = ["AUTOCAST_CHOICES", "PRESETS", "build_parser", "main"]
@@ -34,6 +50,20 @@ logger = logging.getLogger(__name__)
 
 AUTOCAST_CHOICES = ("none", "bf16", "fp16")
 PRESETS = ("default", "realtime")
+TRUST_FLAG = "--trust-checkpoint"
+
+# how a first-frame mask is read (ovsnet.data.io.read_label_map), shown by --help
+FIRST_MASK_HELP = """\
+first-frame mask formats (--first-mask, read by ovsnet.data.io.read_label_map):
+  indexed (palette) PNG   pixel values are object ids: 0 = background, 1..K = K objects,
+                          255 = void (DAVIS 2017: ignored, never an object)
+  grayscale PNG, 0/255    binary: every 255 (non-zero) pixel is object 1 (DAVIS 2016, SegTrack v2)
+  grayscale PNG, 0/1      binary as well: object 1
+  other grayscale values  the values are the object ids
+  RGB PNG                 colours of the DAVIS palette only (object 1 = (128, 0, 0), ...)
+The mask must have the frames' size and hold at least one object. The output masks use the same ids.
+
+exit codes: 0 done, 2 usage or input error (one line naming the file or option), 130 interrupted."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,19 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ovsnet-video",
         description="Segment a video file (mp4/avi/webm/...) or an image folder online with OVS-Net, "
         "from the first frame's mask (indexed PNG: 0 = background, 1..K = objects).",
+        epilog=FIRST_MASK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--video",
         required=True,
         help="video file, folder of frames, camera index (0, 1, ...) or stream URL (rtsp://...)",
     )
-    parser.add_argument("--first-mask", required=True, type=Path, help="label map of the first frame")
+    parser.add_argument(
+        "--first-mask",
+        required=True,
+        type=Path,
+        help="label map of the first frame: indexed PNG with ids 1..K (255 = void), or a binary 0/255 PNG "
+        "(object 1); formats below",
+    )
     parser.add_argument(
         "--ckpt",
         type=Path,
         default=None,
-        help="OVSNetModule checkpoint (.ckpt); without one (and without --onnx) no network is run: optical flow "
-        "and the appearance memory alone segment the video",
+        help="checkpoint written by train.py (<run>/checkpoints/last.ckpt); without one (and without --onnx) no "
+        "network is run: optical flow and the appearance memory alone segment the video",
     )
     parser.add_argument(
         "--preset",
@@ -100,13 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="optical flow (default: dis, or the preset's flow)",
     )
     parser.add_argument(
-        "--rho-iou", type=float, default=None, help="IoU-path threshold (default: the checkpoint's, else 0.3)"
+        "--rho-iou",
+        type=float,
+        default=None,
+        help=f"IoU-path threshold, inference.cascade.rho_iou (default: the checkpoint's, else {CascadeSettings.rho_iou:g})",
     )
     parser.add_argument(
         "--rho-reid",
         type=float,
         default=None,
-        help="Re-ID distance threshold (default: the checkpoint's calibrated value, else 2.3)",
+        help=f"Re-ID distance threshold, inference.reid.rho (default: the checkpoint's calibrated value, else "
+        f"{ReIDSettings.rho:g})",
     )
     parser.add_argument(
         "--fps",
@@ -156,18 +198,27 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--device cuda: no CUDA device is visible")
 
 
+def _stored_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings calibrated for the network: the ONNX manifest's (``--onnx``), else the checkpoint's."""
+    if args.onnx is not None:
+        from ovsnet.inference.onnx_backend import onnx_settings
+
+        return onnx_settings(args.onnx)
+    return checkpoint_settings(args.ckpt, trust=args.trust_checkpoint)
+
+
 def _cascade(
     preset: str, stored: dict[str, Any], given: dict[str, Any]
-) -> tuple[CascadeConfig, FlowEstimator | None]:
-    """The cascade (checkpoint settings over the preset, command-line values over both) and the preset's flow
-    (None: the default preset keeps ``--flow``'s default)."""
+) -> tuple[InferenceSettings, FlowEstimator | None]:
+    """The settings (:func:`~ovsnet.inference.settings.resolve`: the preset < the checkpoint's < command-line
+    values) and the preset's flow (None: the default preset keeps ``--flow``'s default)."""
     if preset == "default":
-        return CascadeConfig(**{**stored, **given}), None
-    from ovsnet.evaluation.settings import cascade_config, make_flow
-    from ovsnet.training import compose_config
+        return resolve(None, stored, given), None
+    from ovsnet.evaluation.settings import make_flow
+    from ovsnet.hydra_utils import compose_config
 
     inference = compose_config("evaluate.yaml", [f"inference={preset}"]).inference
-    return replace(cascade_config(inference, stored, set(given)), **given), make_flow(inference.flow)
+    return resolve(inference, stored, given), make_flow(inference.flow)
 
 
 def _no_network(args: argparse.Namespace) -> bool:
@@ -175,26 +226,54 @@ def _no_network(args: argparse.Namespace) -> bool:
     return args.ckpt is None and args.onnx is None
 
 
-def _load_network(parser: argparse.ArgumentParser, args: argparse.Namespace, threads: int | None) -> Any:
-    """The checkpoint's network on PyTorch, or on ONNX Runtime (exporting the checkpoint when no --onnx);
+def _input_error(message: str) -> NoReturn:
+    """One line on stderr and exit code 2: the convention of every usage and input error of this command."""
+    sys.stderr.write(f"ovsnet-video: error: {message}\n")
+    raise SystemExit(EXIT_INPUT_ERROR)
+
+
+def _check_ovsnet_checkpoint(args: argparse.Namespace) -> None:
+    """Refuse a checkpoint that stores no ``model_config`` (a torchvision state dict, another project's
+    checkpoint) with what it is and what to do: the library's message asks for ``model_config=...``, an
+    argument of ``evaluate.py`` and ``load_model`` that this command does not have."""
+    hparams = read_hyperparameters(args.ckpt, trust=args.trust_checkpoint, trust_flag=TRUST_FLAG)
+    if hparams.get("model_config") is not None:
+        return
+    what = "its hyper-parameters hold" if hparams else "it holds weights but"
+    _input_error(
+        f"--ckpt {args.ckpt}: not an OVS-Net checkpoint: {what} no model_config (the network's build settings "
+        "that train.py stores), so the network cannot be rebuilt. Pass a checkpoint written by train.py "
+        "(<run>/checkpoints/last.ckpt); to train from these weights (e.g. a torchvision Mask R-CNN): "
+        f"python train.py model.model_config.checkpoint={args.ckpt}"
+    )
+
+
+def _load_network(args: argparse.Namespace, threads: int | None) -> Any:
+    """The checkpoint's network on PyTorch, or on ONNX Runtime (exporting the checkpoint when no --onnx), both
+    through :func:`~ovsnet.inference.realtime.load_backend`;
     :class:`~ovsnet.inference.no_network.NoNetwork` when there is neither."""
     if _no_network(args):
         from ovsnet.inference.no_network import NoNetwork
 
         return NoNetwork()
+    if args.ckpt is not None:
+        try:
+            _check_ovsnet_checkpoint(args)
+        except CheckpointError as exc:
+            _input_error(f"--ckpt {args.ckpt}: {exc}")
     if args.backend == "torch":
         try:
-            return load_model(args.ckpt, trust=args.trust_checkpoint, trust_flag="--trust-checkpoint")
+            return load_backend(args.ckpt, "torch", trust=args.trust_checkpoint)
         except CheckpointError as exc:
-            parser.error(f"--ckpt {args.ckpt}: {exc}")
+            _input_error(f"--ckpt {args.ckpt}: {exc}")
         except (ValueError, KeyError, RuntimeError, OSError, TypeError) as exc:
-            parser.error(f"--ckpt {args.ckpt}: cannot load an OVS-Net model from this checkpoint: {exc}")
-    from ovsnet.inference.onnx_backend import import_onnxruntime, load_onnx_model
+            _input_error(f"--ckpt {args.ckpt}: cannot load an OVS-Net model from this checkpoint: {exc}")
+    from ovsnet.inference.onnx_backend import import_onnxruntime
 
     try:
         import_onnxruntime()  # before a possibly long export
     except ImportError as exc:
-        parser.exit(1, f"ovsnet-video: error: --backend onnx: {exc}\n")
+        _input_error(f"--backend onnx: {exc}")
     onnx = args.onnx
     if onnx is None:
         from ovsnet.export import export_checkpoint
@@ -202,15 +281,15 @@ def _load_network(parser: argparse.ArgumentParser, args: argparse.Namespace, thr
         try:
             onnx = export_checkpoint(args.ckpt, args.out / "onnx" / "model.onnx", trust=args.trust_checkpoint)
         except ImportError as exc:
-            parser.exit(1, f"ovsnet-video: error: --backend onnx: {exc}\n")
+            _input_error(f"--backend onnx: {exc}")
         except CheckpointError as exc:
-            parser.error(f"--ckpt {args.ckpt}: {exc}")
+            _input_error(f"--ckpt {args.ckpt}: {exc}")
         except (ValueError, KeyError, RuntimeError, OSError, TypeError) as exc:
-            parser.error(f"--ckpt {args.ckpt}: cannot export this checkpoint to ONNX: {exc}")
+            _input_error(f"--ckpt {args.ckpt}: cannot export this checkpoint to ONNX: {exc}")
     try:
-        return load_onnx_model(onnx, threads=threads)
+        return load_backend(onnx, "onnx", threads=threads)
     except DataError as exc:
-        parser.error(f"--onnx {onnx}: {exc}")
+        _input_error(f"--onnx {onnx}: {exc}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,17 +310,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_video_inputs(args.video, args.first_mask)  # fail fast, before the checkpoint loads
     except DataError as exc:
-        parser.exit(1, f"ovsnet-video: error: {exc}\n")
+        _input_error(str(exc))
     except KeyboardInterrupt:
-        parser.exit(130, "ovsnet-video: interrupted\n")
+        parser.exit(EXIT_INTERRUPTED, "ovsnet-video: interrupted\n")
     realtime = args.preset == "realtime"
     threads = args.threads if args.threads is not None else (RealtimeSettings().threads if realtime else None)
     set_threads(threads)
-    model = _load_network(parser, args, threads)
+    model = _load_network(args, threads)
     source = f"--onnx {args.onnx}" if args.ckpt is None else f"--ckpt {args.ckpt}"
-    given = {k: v for k, v in (("rho_iou", args.rho_iou), ("rho_reid", args.rho_reid)) if v is not None}
+    given = {
+        k: v for k, v in (("cascade.rho_iou", args.rho_iou), ("reid.rho", args.rho_reid)) if v is not None
+    }
     try:
-        config, preset_flow = _cascade(args.preset, dict(getattr(model, "inference_settings", {})), given)
+        config, preset_flow = _cascade(args.preset, _stored_settings(args), given)
     except (TypeError, ValueError) as exc:
         parser.error(f"{source}: bad inference settings: {exc}")
     if _no_network(args):
@@ -252,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif realtime:
         settings = RealtimeSettings(threads=threads)
         prepare_realtime(
-            model, for_onnx(settings) if args.backend == "onnx" else settings, config.min_candidate_score
+            model,
+            for_onnx(settings) if args.backend == "onnx" else settings,
+            config.cascade.min_candidate_score,
         )
     try:
         flow = build_flow(args.flow or "dis") if args.flow or preset_flow is None else preset_flow
@@ -280,10 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         )
     except DataError as exc:
-        logger.error("%s", exc)
-        parser.exit(1, f"ovsnet-video: error: {exc}\n")
+        _input_error(str(exc))
     except KeyboardInterrupt:
-        parser.exit(130, f"ovsnet-video: interrupted; the masks written so far are in {args.out}\n")
+        parser.exit(
+            EXIT_INTERRUPTED, f"ovsnet-video: interrupted; the masks written so far are in {args.out}\n"
+        )
     how = "no network: flow + appearance memory" if _no_network(args) else f"backend {args.backend}"
     print(
         f"ovsnet-video: {result.num_frames} frames at {result.fps:.1f} fps "

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 __all__ = [
     "DAVIS_PALETTE",
     "FRAME_EXTENSIONS",
+    "VOID_LABEL",
     "DataError",
     "atomic_path",
     "list_frames",
@@ -31,6 +32,7 @@ __all__ = [
 
 FRAME_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 VOID_LABEL = 255
+"""Label of pixels to ignore (DAVIS void), the one definition every reader, metric and overlay uses."""
 
 
 class DataError(ValueError):

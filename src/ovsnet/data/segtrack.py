@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -52,6 +53,8 @@ class SegTrackSequence(VideoSequence):
 
     mask_paths: Mapping[int, Mapping[int, Path]] = field(default_factory=dict)
     threshold: int = 0
+    # one mask file per object: merging them is what ``single_object=True`` asks for, nothing to warn about
+    warns_on_merged_ids: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.mask_paths = {

@@ -6,16 +6,20 @@ Every reader (DAVIS 2016/2017, SegTrack v2, video files, the synthetic generator
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from ovsnet.data.io import VOID_LABEL, DataError, read_frame, read_label_map
 
 __all__ = ["VideoSequence", "object_ids_of"]
+
+log = logging.getLogger(__name__)
 
 
 def object_ids_of(label_map: np.ndarray) -> list[int]:
@@ -38,6 +42,9 @@ class VideoSequence:
     frame_paths: Sequence[Path]
     annotation_paths: Mapping[int, Path] = field(default_factory=dict)
     single_object: bool = False
+    _merge_warned: set[int] = field(default_factory=set, init=False, repr=False, compare=False)
+    # one annotation file per frame meant to hold one object (DAVIS 2016): several ids in it are a surprise
+    warns_on_merged_ids: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.frame_paths = [Path(p) for p in self.frame_paths]
@@ -99,10 +106,27 @@ class VideoSequence:
                 f"frames are {self.size}"
             )
         if self.single_object:
+            self._warn_on_merge(index, labels)
             labels = np.where(labels == VOID_LABEL, VOID_LABEL, (labels > 0).astype(np.uint8)).astype(
                 np.uint8
             )
         return labels
+
+    def _warn_on_merge(self, index: int, labels: np.ndarray) -> None:
+        """Several ids in a single-object (DAVIS 2016) annotation are merged into object 1; a wrong year or a
+        mislabelled file would otherwise change the task silently, so say so once per file."""
+        if not self.warns_on_merged_ids or index in self._merge_warned:
+            return
+        ids = object_ids_of(labels)
+        if len(ids) > 1:
+            self._merge_warned.add(index)
+            log.warning(
+                "sequence %r: annotation %s holds object ids %s, merged into one object because the sequence "
+                "is single-object (DAVIS 2016); load it as DAVIS 2017 (year=2017) to keep them apart",
+                self.name,
+                self.annotation_paths.get(index, f"frame {index}"),
+                ids,
+            )
 
     @property
     def first_frame_mask(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The network an evaluation runs: an ``OVSNetModule`` checkpoint through :mod:`ovsnet.models.checkpoint`.
+"""The network an evaluation runs: an ``OVSNetModule`` checkpoint through :mod:`ovsnet.models.loading`.
 
 The last model stays loaded (keyed by file, mtime, device and build settings) so the jobs of an
 inference-time sweep in one process (Hydra's basic launcher) read the checkpoint once.
@@ -17,8 +17,9 @@ import torch
 from omegaconf import DictConfig
 
 from ovsnet.data.io import DataError
-from ovsnet.models.checkpoint import CheckpointError, build_model, read_hyperparameters
-from ovsnet.models.checkpoint import load_model as load_checkpoint_model
+from ovsnet.models.checkpoint import CheckpointError, read_hyperparameters
+from ovsnet.models.loading import build_model
+from ovsnet.models.loading import load_model as load_checkpoint_model
 from ovsnet.utils import plain
 
 __all__ = ["check_model_source", "clear_model_cache", "load_model", "load_model_from_config"]

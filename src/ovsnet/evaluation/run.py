@@ -5,6 +5,12 @@
 CSVs, ``metrics.json`` and ``summary.json`` into the run directory. It resumes: finished sequences are
 skipped, and a results folder records the settings that made it (``.ovsnet_run.json``, written once the
 model has loaded) so results made with other settings are never mixed in.
+
+A sequence that fails on bad input (a corrupt frame or annotation: :class:`~ovsnet.data.io.DataError`, or an
+``OSError``) does not stop the others with ``on_error=skip`` (the default): it is logged with its file, listed
+in ``summary.json`` (``failed_sequences``), left out of the scores, and the run ends with
+:class:`IncompleteEvaluation` (``evaluate.py``: exit code 2) saying how to resume. ``on_error=stop`` stops at
+the first failure, with the same hint.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ovsnet.data.io import DataError
 from ovsnet.data.loading import select_sequences, split_sequences
+from ovsnet.data.sequence import VideoSequence
 from ovsnet.evaluation.model import check_model_source, load_model_from_config
 from ovsnet.evaluation.scoring import (
     baseline_scores,
@@ -34,11 +41,11 @@ from ovsnet.evaluation.scoring import (
     score,
     summarize_results,
 )
-from ovsnet.evaluation.settings import make_flow, resolved_cascade_config
-from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.evaluation.settings import make_flow, resolved_inference_settings
 from ovsnet.inference.no_network import NoNetwork, no_network_config
-from ovsnet.inference.runner import segment_dataset
+from ovsnet.inference.runner import SequenceResult, segment_dataset
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.inference.settings import InferenceSettings
 from ovsnet.utils import (
     autocast_dtype,
     job_overrides,
@@ -50,8 +57,11 @@ from ovsnet.utils import (
 from ovsnet.utils_logging import contact_sheet_of, log_image, log_table
 
 __all__ = [
+    "ON_ERROR",
     "RUN_MARKER",
     "SUMMARY_FILE",
+    "IncompleteEvaluation",
+    "check_on_error",
     "inference_config",
     "make_segmenter_factory",
     "run_evaluation",
@@ -64,6 +74,31 @@ log = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
 RUN_MARKER = ".ovsnet_run.json"
 OVERLAYS_FILE = "overlays.png"
+ON_ERROR = ("skip", "stop")
+
+
+class IncompleteEvaluation(DataError):
+    """Some sequences failed and were skipped (``on_error=skip``); the others were segmented and scored.
+
+    A :class:`DataError`, so ``evaluate.py`` ends with one line and exit code 2 once everything else is
+    written; ``summary`` is the run's summary (``summary.json``) for callers that want the figures anyway.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def check_on_error(value: Any) -> str:
+    """The ``on_error`` setting, checked before any work."""
+    choice = str(value if value is not None else "skip")
+    if choice not in ON_ERROR:
+        raise DataError(f"on_error={value!r}: choose {' or '.join(ON_ERROR)}")
+    return choice
+
+
+def _resume_hint(output_dir: Path) -> str:
+    return f"rerun with hydra.run.dir={output_dir} to resume (finished sequences are kept)"
 
 
 def _as_config(cfg: Mapping[str, Any] | DictConfig) -> DictConfig:
@@ -99,10 +134,10 @@ def uses_network(cfg: Mapping[str, Any] | DictConfig) -> bool:
     return bool(cfg.get("network", True))
 
 
-def inference_config(cfg: DictConfig) -> CascadeConfig:
-    """The cascade a run uses: :func:`resolved_cascade_config`, with the learned parts off when
+def inference_config(cfg: DictConfig) -> InferenceSettings:
+    """The settings a run uses: :func:`resolved_inference_settings`, with the learned parts off when
     ``network=false``."""
-    config = resolved_cascade_config(cfg)
+    config = resolved_inference_settings(cfg)
     return config if uses_network(cfg) else no_network_config(config)
 
 
@@ -124,7 +159,7 @@ def _fingerprint(cfg: DictConfig, settings: Mapping[str, Any]) -> dict[str, Any]
 def make_segmenter_factory(
     cfg: Mapping[str, Any] | DictConfig,
     device: torch.device,
-    config: CascadeConfig | None = None,
+    config: InferenceSettings | None = None,
     on_loaded: Callable[[], None] | None = None,
 ) -> Callable[[], VideoSegmenter]:
     """``make_segmenter()`` for :func:`~ovsnet.inference.runner.segment_dataset`: loads the model lazily, so a
@@ -147,6 +182,57 @@ def make_segmenter_factory(
         )
 
     return make
+
+
+class _SharedSegmenter:
+    """``make_segmenter`` for one sequence at a time: the model loads once, and a failure while loading it
+    (a bad checkpoint: the whole run's problem) is told apart from a failure in one video."""
+
+    def __init__(self, make: Callable[[], VideoSegmenter]) -> None:
+        self._make = make
+        self._segmenter: VideoSegmenter | None = None
+        self.loading_failed = False
+
+    def __call__(self) -> VideoSegmenter:
+        if self._segmenter is None:
+            try:
+                self._segmenter = self._make()
+            except BaseException:
+                self.loading_failed = True
+                raise
+        return self._segmenter
+
+
+def segment_sequences(
+    make_segmenter: Callable[[], VideoSegmenter],
+    sequences: Sequence[VideoSequence],
+    results_dir: Path,
+    output_dir: Path,
+    skip_done: bool = True,
+    progress: bool = True,
+    on_error: str = "skip",
+) -> tuple[list[SequenceResult], dict[str, str]]:
+    """Segment every sequence (:func:`~ovsnet.inference.runner.segment_dataset`, one at a time) so that bad
+    input in one video costs that video only; returns the results and ``{sequence: error}`` of the failed."""
+    shared = _SharedSegmenter(make_segmenter)
+    results: list[SequenceResult] = []
+    failed: dict[str, str] = {}
+    for sequence in sequences:
+        try:
+            results += segment_dataset(
+                shared, [sequence], results_dir, skip_done=skip_done, progress=progress
+            )
+        except (DataError, OSError) as exc:
+            if shared.loading_failed:
+                raise
+            if on_error == "stop":
+                raise DataError(
+                    f"sequence {sequence.name!r}: {exc}; stopped there (on_error=stop; on_error=skip segments "
+                    f"the others); {_resume_hint(output_dir)}"
+                ) from exc
+            log.error("sequence %r failed, going on with the others (on_error=skip): %s", sequence.name, exc)
+            failed[sequence.name] = str(exc)
+    return results, failed
 
 
 # ---------------------------------------------------------------------------------------------- loggers
@@ -241,18 +327,31 @@ def run_evaluation(
         "flow": plain(inference.get("flow")),
     }
     skip_done = bool(cfg.get("skip_done", True))
+    on_error = check_on_error(cfg.get("on_error", "skip"))
     fingerprint = _fingerprint(cfg, settings)
     check_results_dir(results_dir, fingerprint, skip_done)
     start = time.perf_counter()
-    results = segment_dataset(
+    results, failed = segment_sequences(
         make_segmenter_factory(
             cfg, device, config, on_loaded=lambda: write_json_atomic(results_dir / RUN_MARKER, fingerprint)
         ),
         sequences,
         results_dir,
+        output_dir,
         skip_done=skip_done,
         progress=bool(cfg.get("progress", True)),
+        on_error=on_error,
     )
+    split_size = len(sequences)
+    sequences = [s for s in sequences if s.name not in failed]  # everything below covers the finished ones
+    if failed:
+        log.warning(
+            "%d of %d sequences failed (%s): every figure below is over the %d finished ones",
+            len(failed),
+            split_size,
+            ", ".join(failed),
+            len(sequences),
+        )
     summary: dict[str, Any] = {
         "task": "dataset",
         "split": split,
@@ -262,12 +361,13 @@ def run_evaluation(
         "results_dir": str(results_dir),
         **summarize_results(results),
         "wall_seconds": time.perf_counter() - start,
+        "failed_sequences": failed,
     }
     metrics: dict[str, float] = {}
     per_object = None
     if cfg.get("score", True) and scorable(sequences):
         metrics, per_object = score(sequences, results_dir, output_dir, split, cfg.get("score_workers"))
-    elif cfg.get("score", True):
+    elif cfg.get("score", True) and sequences:  # none finished: the failures were said above
         log.warning(
             "split %s has no ground truth beyond the first frames: results written, not scored "
             "(DAVIS test-dev is scored by the challenge server)",
@@ -326,6 +426,14 @@ def run_evaluation(
         summary["lost_while_visible"]["visible_object_frames"],
         output_dir / SUMMARY_FILE,
     )
+    if failed:
+        errors = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:3])
+        raise IncompleteEvaluation(
+            f"{len(failed)} of {split_size} sequences failed ({errors}{'; ...' if len(failed) > 3 else ''}); "
+            f"the metrics in {output_dir / SUMMARY_FILE} are over the {len(sequences)} finished ones; fix the "
+            f"input and {_resume_hint(output_dir)}",
+            summary,
+        )
     return summary
 
 

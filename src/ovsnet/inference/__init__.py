@@ -3,17 +3,18 @@
 ``SegmenterModel`` is the interface a network implements to stand behind the segmenter.
 """
 
-from ovsnet.inference.cascade import CascadeConfig, Decision, TrackState, associate
+from ovsnet.inference.cascade import Decision, TrackState, associate
 from ovsnet.inference.flow import build_flow, warp
 from ovsnet.inference.memory import ReIDBank
 from ovsnet.inference.protocol import FrameDetections, SegmenterModel
 from ovsnet.inference.runner import SequenceResult, segment_dataset, segment_sequence
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.inference.settings import InferenceSettings, resolve
 
 __all__ = [
-    "CascadeConfig",
     "Decision",
     "FrameDetections",
+    "InferenceSettings",
     "ReIDBank",
     "SegmenterModel",
     "SequenceResult",
@@ -21,6 +22,7 @@ __all__ = [
     "VideoSegmenter",
     "associate",
     "build_flow",
+    "resolve",
     "segment_dataset",
     "segment_sequence",
     "warp",

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ovsnet.data.io import DataError
+from ovsnet.inference.settings import AppearanceSettings
 
 __all__ = ["AppearanceMemory", "band_pixels", "correct_masks", "dilate"]
 
@@ -60,31 +61,35 @@ def dilate(masks: Tensor, radius: int) -> Tensor:
 class AppearanceMemory:
     """First-frame (and first-annotation) features per label; per-pixel label probabilities for new frames.
 
-    ``short_side``: frames are resized so that their short side has this many pixels before the trunk
-    (small frames are enlarged: stride-4 features of a 128-pixel frame are too coarse for thin parts).
-    ``top_k`` nearest memory pixels per label are averaged; ``temperature`` scales the softmax over labels.
-    ``max_per_label`` memory pixels are kept per label (evenly spaced), which bounds the matching cost.
+    ``settings`` (:class:`~ovsnet.inference.settings.AppearanceSettings`, None: the defaults): the
+    ``backbone``; ``short_side``, the frames' short side before the trunk (small frames are enlarged:
+    stride-4 features of a 128-pixel frame are too coarse for thin parts); the ``top_k`` nearest memory
+    pixels averaged per label; the softmax ``temperature`` over labels. ``max_per_label`` memory pixels are
+    kept per label (evenly spaced), which bounds the matching cost.
     """
 
     def __init__(
         self,
-        backbone: str = "efficientnet_lite0",
-        short_side: int = 256,
-        top_k: int = 4,
-        temperature: float = 0.02,
+        settings: AppearanceSettings | None = None,
         max_per_label: int = 4096,
         device: str | torch.device = "cpu",
     ) -> None:
-        if short_side < 16 or top_k < 1 or temperature <= 0 or max_per_label < 1:
+        from ovsnet.models.backbones import EFFICIENTNET_LITE
+
+        settings = settings or AppearanceSettings()
+        if settings.backbone not in EFFICIENTNET_LITE:
             raise ValueError(
-                f"AppearanceMemory needs short_side >= 16, top_k >= 1, temperature > 0 and max_per_label >= 1; "
-                f"got {short_side}, {top_k}, {temperature}, {max_per_label}"
+                f"inference.appearance.backbone must be null (off) or one of {sorted(EFFICIENTNET_LITE)}, "
+                f"got {settings.backbone!r}"
             )
+        if max_per_label < 1:
+            raise ValueError(f"AppearanceMemory needs max_per_label >= 1, got {max_per_label}")
         self.device = torch.device(device)
-        trunk = _frozen_trunk(backbone)
+        trunk = _frozen_trunk(settings.backbone)
         # the shared trunk stays on the CPU; another device gets its own copy
         self.trunk = trunk if self.device.type == "cpu" else copy.deepcopy(trunk).to(self.device)
-        self.short_side, self.top_k, self.temperature = short_side, top_k, temperature
+        self.short_side, self.top_k = settings.short_side, settings.top_k
+        self.temperature = settings.temperature
         self.max_per_label = max_per_label
         self.reset()
 
@@ -166,7 +171,7 @@ class AppearanceMemory:
         return F.interpolate(probs[None], size=frame.shape[:2], mode="bilinear", align_corners=False)[0]
 
 
-def correct_masks(probs: Tensor, appearance: Tensor, allowed: Tensor, prior_power: float = 0.25) -> Tensor:
+def correct_masks(probs: Tensor, appearance: Tensor, allowed: Tensor, prior_power: float) -> Tensor:
     """The cascade's (K, H, W) object probabilities corrected by (1 + K, H, W) appearance probabilities.
 
     A pixel may go to object k only where ``allowed[k]`` (a band around k's mask: :func:`dilate`); each

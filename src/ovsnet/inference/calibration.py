@@ -1,7 +1,8 @@
 """ρ_reid for a trained model, measured on annotated videos instead of copied from the paper.
 
 The Re-ID path takes a candidate closer than ρ_reid to enough of an object's stored embeddings, and the IoU
-path checks the same rule (``iou_reid_check``). The paper's 2.3 fits the paper's embeddings; the scale of
+path checks the same rule (``cascade.iou_reid_check``). The paper's value (the default ``reid.rho``) fits the
+paper's embeddings; the scale of
 another model's embeddings depends on its head and its training, so a fixed number can close both paths or
 open them to every look-alike. Here: embed each object's first-frame box as its bank would, then measure
 its distance to the later detections of the same object (positives: box IoU with the ground truth above

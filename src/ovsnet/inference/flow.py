@@ -114,8 +114,8 @@ class DISFlow(_GrayPairs):
 
     ``scale`` is the working scale and ``max_height`` caps the working image's rows (DAVIS 480p runs at
     240 rows with the default 240). Preset ``medium`` is several times slower than ``ultrafast`` but its
-    propagation holds on photographs: on photo-realistic videos at 240×427, propagating the first mask scores
-    J&F 0.446 with medium at full size against 0.318 with ultrafast at half size (docs/benchmarks.md).
+    propagation holds on photographs (docs/benchmarks.md, "Which optical flow holds the floor"). These
+    defaults are the ``inference/flow=dis`` option's (``conf/inference/flow/dis.yaml`` names only the class).
     """
 
     def __init__(self, preset: str = "medium", scale: float = 1.0, max_height: int | None = 240) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ovsnet.inference.cascade import CascadeConfig
+from ovsnet.inference.settings import InferenceSettings
 
 __all__ = ["NoDetections", "NoNetwork", "no_network_config"]
 
@@ -66,6 +66,6 @@ class NoNetwork:
         return self
 
 
-def no_network_config(config: CascadeConfig) -> CascadeConfig:
+def no_network_config(config: InferenceSettings) -> InferenceSettings:
     """``config`` with every learned part off (MGA, Re-ID): the same flow, appearance and floor settings."""
-    return replace(config, use_mga=False, use_reid=False)
+    return replace(config, mga=replace(config.mga, enabled=False), reid=replace(config.reid, enabled=False))

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ovsnet.data.io import DataError
+from ovsnet.inference.settings import dotted
 from ovsnet.models.mga import MaskGuidedAttention
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "import_onnxruntime",
     "load_onnx_model",
     "manifest_path",
+    "onnx_settings",
     "part_path",
 ]
 
@@ -186,6 +188,14 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def onnx_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """The inference settings an exported model's manifest carries (calibrated for its checkpoint), as dotted
+    keys (flat names of older manifests mapped; see :func:`ovsnet.inference.settings.dotted`)."""
+    path = Path(path)
+    stored = _read_manifest(path).get("inference_settings")
+    return dotted(stored, f"ONNX manifest {manifest_path(path)}", map_flat=True)
+
+
 def load_onnx_model(path: str | os.PathLike, threads: int | None = None, spinning: bool = False) -> nn.Module:
     """An OVSNet whose network parts run on ONNX Runtime (a ``SegmenterModel``), from ``python -m ovsnet.export``.
 
@@ -227,7 +237,6 @@ def load_onnx_model(path: str | os.PathLike, threads: int | None = None, spinnin
         if "mga" not in parts:
             raise DataError(f"ONNX model {path}: model_config has MGA but no mga part")
         model.mga = OrtMGA(parts["mga"], manifest["mga"])
-    model.inference_settings = dict(manifest.get("inference_settings") or {})
     model.onnx_path = str(path)
     log.info("ONNX Runtime model from %s (%s)", path, ", ".join(parts))
     return model.eval()

@@ -34,8 +34,8 @@ class FrameDetections(Protocol):
 class SegmenterModel(Protocol):
     """The network's interface to the segmenter (one detector pass per frame, refinement of chosen objects).
 
-    Optional extras the segmenter uses when present: ``eval()`` / ``to(device)`` (torch modules) and an
-    ``inference_settings`` mapping of cascade values calibrated for the model.
+    Optional extras the segmenter uses when present: ``eval()`` / ``to(device)`` (torch modules). Settings
+    calibrated for a model travel beside it (:func:`ovsnet.inference.settings.checkpoint_settings`), not on it.
     """
 
     def detect(self, images: list[Tensor]) -> Sequence[FrameDetections]:

@@ -5,7 +5,7 @@ Why each step (measured on the EfficientNet-Lite0 detector at 240x427, see ``ben
 
 - the RoI heads, not the trunk, dominate a default detector pass: 1000 proposals through the box head and
   100 detections through the mask and Re-ID heads. A video of a few objects needs a few candidates, and the
-  cascade drops every candidate scoring under ``min_candidate_score`` anyway, so the detector's score
+  cascade drops every candidate scoring under ``cascade.min_candidate_score`` anyway, so the detector's score
   threshold is raised to it (NMS and the top-k keep exactly the candidates the cascade would keep) and the
   mask / Re-ID heads run on those only;
 - frozen BN in the trunk is two element-wise passes per conv; folded into the conv it costs nothing (the
@@ -152,9 +152,9 @@ def size_test_time(
     min_score: float | None = None,
 ) -> None:
     """Set the detector's test-time proposal / detection counts; with ``min_score``, drop detections scoring
-    under it before the mask and Re-ID heads (the cascade's ``min_candidate_score``: it keeps none of them).
+    under it before the mask and Re-ID heads (the cascade's ``cascade.min_candidate_score``: it keeps none of them).
 
-    torchvision keeps scores ``> score_thresh``, the cascade ``>= min_candidate_score``, both comparing float32
+    torchvision keeps scores ``> score_thresh``, the cascade ``>= cascade.min_candidate_score``, both comparing float32
     scores with the value rounded to float32: the threshold is the float32 just below, so both keep the same
     candidates.
     """
@@ -225,21 +225,25 @@ def load_backend(
     settings: RealtimeSettings | None = None,
     min_score: float | None = None,
     trust: bool = False,
+    threads: int | None = None,
 ) -> nn.Module:
     """A segmenter model from a checkpoint (``backend="torch"``) or an exported ``model.onnx`` (``"onnx"``),
     prepared for the realtime preset when ``settings`` is given (``min_score``: the cascade's
-    ``min_candidate_score``). The Python face of ``ovsnet-video --backend ... --preset realtime``.
+    ``cascade.min_candidate_score``). The Python face of ``ovsnet-video --backend ... --preset realtime``, and
+    the loader it uses (unprepared). The settings calibrated for the model are read beside it
+    (:func:`~ovsnet.inference.settings.checkpoint_settings`, :func:`~ovsnet.inference.onnx_backend.onnx_settings`).
+    ``threads``: ONNX Runtime's threads when no ``settings`` give them.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    threads = settings.threads if settings is not None else None
+    threads = settings.threads if settings is not None else threads
     if backend == "onnx":
         from ovsnet.inference.onnx_backend import load_onnx_model
 
         model = load_onnx_model(path, threads=threads)
         settings = for_onnx(settings) if settings is not None else None
     else:
-        from ovsnet.models.checkpoint import load_model
+        from ovsnet.models.loading import load_model
 
         model = load_model(path, trust=trust, trust_flag="--trust-checkpoint")
     return prepare_realtime(model, settings, min_score) if settings is not None else model

@@ -28,7 +28,6 @@ from ovsnet.data.sequence import object_ids_of
 from ovsnet.inference.appearance import AppearanceMemory, band_pixels, correct_masks, dilate
 from ovsnet.inference.cascade import (
     PATHS,
-    CascadeConfig,
     Decision,
     TrackState,
     associate,
@@ -40,6 +39,7 @@ from ovsnet.inference.flow import FlowEstimator, build_flow, resize_flow, warp
 from ovsnet.inference.memory import ReIDBank
 from ovsnet.inference.propagation import merge_probs, object_masks, warp_objects
 from ovsnet.inference.protocol import FrameDetections, SegmenterModel
+from ovsnet.inference.settings import InferenceSettings
 
 __all__ = ["STAGES", "VideoSegmenter"]
 
@@ -51,15 +51,17 @@ STAGES: tuple[str, ...] = ("detect", "flow", "cascade", "mga", "appearance", "me
 class VideoSegmenter:
     """Segments one video at a time: ``start`` on the annotated first frame, then ``step`` per frame.
 
-    ``decisions`` holds, per processed frame, ``{object_id: path}`` (``path`` in ``PATHS``); keep only the
-    last ``decision_history`` frames for unbounded streams. ``timings`` are running totals in seconds.
+    ``config``: the inference settings (None: the defaults; a checkpoint's calibrated settings come through
+    :func:`~ovsnet.inference.settings.resolve`). ``decisions`` holds, per processed frame,
+    ``{object_id: path}`` (``path`` in ``PATHS``); keep only the last ``decision_history`` frames for
+    unbounded streams. ``timings`` are running totals in seconds.
     """
 
     def __init__(
         self,
         model: SegmenterModel,
         flow: FlowEstimator | None = None,
-        config: CascadeConfig | None = None,
+        config: InferenceSettings | None = None,
         device: str | torch.device = "cpu",
         autocast_dtype: torch.dtype | None = None,
         channels_last: bool = False,
@@ -75,22 +77,11 @@ class VideoSegmenter:
         if channels_last and hasattr(self.model, "to"):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.flow = flow if flow is not None else build_flow("dis")
-        # default: the settings calibrated for this model (a loaded checkpoint's ``inference_settings``)
-        self.config = config or CascadeConfig(**getattr(model, "inference_settings", {}))
+        self.config = config or InferenceSettings()
         self.autocast_dtype = autocast_dtype
         self._history = decision_history
-        c = self.config
-        self._appearance = (
-            AppearanceMemory(
-                c.appearance,
-                c.appearance_short_side,
-                c.appearance_top_k,
-                c.appearance_temperature,
-                device=self.device,
-            )
-            if c.appearance
-            else None
-        )
+        appearance = self.config.appearance
+        self._appearance = AppearanceMemory(appearance, device=self.device) if appearance.backbone else None
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -100,7 +91,7 @@ class VideoSegmenter:
         self._banks: list[ReIDBank] = []
         self._states: list[TrackState] = []
         # whether the detector has returned a usable candidate in this video (first frame included): only
-        # then is a frame without any candidate evidence that objects left (see CascadeConfig)
+        # then is a frame without any candidate evidence that objects left (see AbsenceSettings)
         self._detector_alive = False
         self._prev_frame: np.ndarray | None = None
         self._prev_labels: torch.Tensor | None = None  # (H, W) uint8 on the device
@@ -173,7 +164,7 @@ class VideoSegmenter:
         with self._autocast():
             embeddings = self.model.embed(features, masks_to_boxes(masks > 0))
         for k, obj_id in enumerate(ids):
-            bank = ReIDBank(self.config.bank_size, self.config.bank_policy)
+            bank = ReIDBank(self.config.reid.bank_size, self.config.reid.bank_policy)
             if embeddings is not None:
                 bank.add(embeddings[k].float())
             self.object_ids.append(obj_id)
@@ -199,7 +190,7 @@ class VideoSegmenter:
         self._size = frame.shape[:2]
         with self._timed("detect"):
             det = self._detect(frame)
-        self._detector_alive = bool((det.scores >= self.config.min_candidate_score).any())
+        self._detector_alive = bool((det.scores >= self.config.cascade.min_candidate_score).any())
         self._register(frame, label_map, ids, det.features)
         self.frame_index = 0
 
@@ -251,7 +242,9 @@ class VideoSegmenter:
     # ------------------------------------------------------------------ per-frame stages
     def _small_size(self) -> tuple[int, int]:
         h, w = self._size
-        return max(1, round(h * self.config.iou_scale)), max(1, round(w * self.config.iou_scale))
+        return max(1, round(h * self.config.cascade.iou_scale)), max(
+            1, round(w * self.config.cascade.iou_scale)
+        )
 
     def _object_masks(self, labels: torch.Tensor, ks: list[int] | None = None) -> torch.Tensor:
         """(K, h, w) float binary masks of (some of) the tracked objects in a label map."""
@@ -284,7 +277,7 @@ class VideoSegmenter:
     def _cascade(
         self, det: FrameDetections, templates: torch.Tensor
     ) -> tuple[dict[str, Any], list[Decision]]:
-        keep = det.scores >= self.config.min_candidate_score
+        keep = det.scores >= self.config.cascade.min_candidate_score
         cand = {
             "boxes": det.boxes[keep],
             "mask_probs": det.mask_probs[keep],
@@ -301,7 +294,7 @@ class VideoSegmenter:
         """(K, N) template-candidate IoUs at the IoU resolution, computed only where the IoU path could pass.
 
         A candidate's mask lies in its box, so its IoU with a template of area ``a`` is at most
-        ``inter(box, template box) / a``: a candidate whose box overlap is at most ``rho_iou * a`` with every
+        ``inter(box, template box) / a``: a candidate whose box overlap is at most ``cascade.rho_iou * a`` with every
         present template cannot pass the IoU path and keeps IoU 0. This leaves out most of the ~100
         detections without changing any decision. The template boxes are widened by the reach of
         ``box_mask_iou``'s samples, so no candidate that could pass is dropped.
@@ -340,17 +333,17 @@ class VideoSegmenter:
                 idx = torch.tensor([decisions[k].candidate for k in chosen], device=cand["boxes"].device)
                 boxes, coarse = cand["boxes"][idx], cand["mask_probs"][idx]
                 pasted = self.model.paste_masks(boxes, coarse, self._size).float().to(self.device)
-                if self.config.use_mga:
+                if self.config.mga.enabled:
                     refined = self.model.refine_box_masks(det.features, boxes, coarse)
                     pasted = self._accept_refinement(pasted, refined.float().to(self.device))
-                if self.config.iou_flow_weight > 0:
-                    weight = self.config.iou_flow_weight
+                if self.config.cascade.iou_flow_weight > 0:
+                    weight = self.config.cascade.iou_flow_weight
                     pasted = (1 - weight) * pasted + weight * self._warp_full(chosen, flow).to(pasted)
                 probs[chosen] = pasted
             if flowed:
                 full = self._warp_full(flowed, flow).to(self.device).float()
                 nonempty = (full > 0.5).flatten(1).any(1)  # masks_to_boxes needs a pixel per mask
-                if self.config.use_mga and bool(nonempty.any()):
+                if self.config.mga.enabled and bool(nonempty.any()):
                     keep = full[nonempty]
                     refined = self.model.refine_image_masks(det.features, masks_to_boxes(keep > 0.5), keep)
                     full[nonempty] = self._accept_refinement(keep, refined.float().to(self.device))
@@ -359,15 +352,15 @@ class VideoSegmenter:
 
     def _correct(self, frame: np.ndarray, probs: torch.Tensor) -> torch.Tensor:
         """Every mask's outline corrected by appearance, within a band around where the cascade put it."""
-        allowed = dilate(probs > 0.5, band_pixels(self._size, self.config.appearance_band))
+        allowed = dilate(probs > 0.5, band_pixels(self._size, self.config.appearance.band))
         if not bool(allowed.any()):
             return probs  # every object absent: nothing to match
         looks = self._appearance.probabilities(frame, self.object_ids, allowed.any(0))
-        return correct_masks(probs, looks.to(probs.device), allowed, self.config.appearance_prior_power)
+        return correct_masks(probs, looks.to(probs.device), allowed, self.config.appearance.prior_power)
 
     def _accept_refinement(self, proposal: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
-        """MGA's masks where they agree with the masks they refine (IoU >= ``mga_min_iou``), else the input;
-        kept ones are blended with the input by ``mga_weight``.
+        """MGA's masks where they agree with the masks they refine (IoU >= ``mga.min_iou``), else the input;
+        kept ones are blended with the input by ``mga.weight``.
 
         MGA is trained on the detector's own masks and training objects; on a warped mask or an unfamiliar
         object it can return something unrelated. Refinement may sharpen the mask, never replace it.
@@ -376,9 +369,9 @@ class VideoSegmenter:
         inter = (a & b).flatten(1).sum(1).float()
         union = (a | b).flatten(1).sum(1).float()
         iou = torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(inter))
-        weight = self.config.mga_weight
+        weight = self.config.mga.weight
         blended = refined if weight >= 1.0 else weight * refined + (1.0 - weight) * proposal
-        return torch.where((iou >= self.config.mga_min_iou)[:, None, None], blended, proposal)
+        return torch.where((iou >= self.config.mga.min_iou)[:, None, None], blended, proposal)
 
     def _merge(self, probs: torch.Tensor) -> np.ndarray:
         """One label map: each pixel goes to the most probable object above 0.5, else background."""
@@ -388,12 +381,12 @@ class VideoSegmenter:
 
     def _update(self, cand: dict[str, Any], decisions: list[Decision]) -> None:
         """Bank updates, track states and the decision log."""
-        update_paths = {"iou": ("iou",), "iou+reid": ("iou", "reid"), "none": ()}[self.config.reid_update]
+        update_paths = {"iou": ("iou",), "iou+reid": ("iou", "reid"), "none": ()}[self.config.reid.update]
         for k, d in enumerate(decisions):
             if d.path in update_paths and cand["embeddings"] is not None:
                 self._banks[k].add(cand["embeddings"][d.candidate].float())
             if d.path == "absent" and self._states[k].present:
                 logger.debug("object %d lost at frame %d", self.object_ids[k], self.frame_index + 1)
-            self._states[k] = update_state(self._states[k], d, self.config.support_iou)
+            self._states[k] = update_state(self._states[k], d, self.config.absence.support_iou)
             self.path_counts[d.path] += 1
         self.decisions.append({obj: d.path for obj, d in zip(self.object_ids, decisions, strict=True)})

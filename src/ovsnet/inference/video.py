@@ -29,10 +29,10 @@ import torch
 from ovsnet.data.io import DataError, list_frames, read_label_map
 from ovsnet.data.sequence import object_ids_of
 from ovsnet.data.video import VideoWriter, iter_video_frames, live_source, video_info
-from ovsnet.inference.cascade import CascadeConfig
 from ovsnet.inference.flow import FlowEstimator, build_flow
 from ovsnet.inference.runner import DONE_MARKER, SequenceResult, segment_sequence
 from ovsnet.inference.segmenter import VideoSegmenter
+from ovsnet.inference.settings import InferenceSettings
 from ovsnet.utils import autocast_dtype, remove_stale_temporaries, write_json_atomic
 from ovsnet.viz import overlay as overlay_frame
 from ovsnet.viz import path_timeline
@@ -159,7 +159,7 @@ def _summary(
     *,
     device: str,
     flow: str,
-    config: CascadeConfig,
+    config: InferenceSettings,
     autocast: torch.dtype | None,
     overlay_path: Path | None,
     overlay_fps: float | None,
@@ -176,7 +176,7 @@ def _summary(
         "device": device,
         "flow": flow,
         "autocast": str(autocast).replace("torch.", "") if autocast is not None else None,
-        "cascade": asdict(config),
+        "inference": asdict(config),
         "masks_dir": str(out / MASKS_DIR),
         "overlay": str(overlay_path) if overlay_path is not None else None,
         "overlay_fps": overlay_fps,
@@ -191,7 +191,7 @@ def segment_video(
     *,
     device: str | torch.device = "cpu",
     flow: str | FlowEstimator = "dis",
-    cascade_config: CascadeConfig | None = None,
+    cascade_config: InferenceSettings | None = None,
     overlay: bool = True,
     autocast: str | torch.dtype | None = None,
     fps: float | None = None,
@@ -216,7 +216,7 @@ def segment_video(
     if max_frames is not None:
         stream = itertools.islice(stream, max_frames)
     names = _frame_names(video)
-    config = cascade_config or CascadeConfig()
+    config = cascade_config or InferenceSettings()
     dtype = autocast_dtype(autocast, device)
     estimator = build_flow(flow) if isinstance(flow, str) else flow
     segmenter = VideoSegmenter(model, estimator, config, device=device, autocast_dtype=dtype)

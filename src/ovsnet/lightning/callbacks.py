@@ -20,7 +20,8 @@ import torch
 from hydra.utils import instantiate
 
 from ovsnet.data.sequence import VideoSequence
-from ovsnet.inference.cascade import PATHS, CascadeConfig
+from ovsnet.inference.cascade import PATHS
+from ovsnet.inference.settings import InferenceSettings, dotted, resolve
 from ovsnet.utils import autocast_dtype
 
 __all__ = ["VideoSegmentationCallback", "truncate_sequence"]
@@ -28,7 +29,6 @@ __all__ = ["VideoSegmentationCallback", "truncate_sequence"]
 log = logging.getLogger(__name__)
 
 _MIN_FRAMES = 3  # the DAVIS protocol scores neither the first nor the last annotated frame
-_CASCADE_FIELDS = frozenset(f.name for f in dataclasses.fields(CascadeConfig))
 
 
 def truncate_sequence(sequence: VideoSequence, max_frames: int | None) -> VideoSequence:
@@ -54,9 +54,11 @@ class VideoSegmentationCallback(pl.Callback):
         max_sequences: the first N validation videos only (None: all).
         max_frames: the first N frames of each video only (None: all; at least 3 frames are kept, as the DAVIS
             protocol scores neither the first nor the last annotated frame).
-        inference: cascade settings as in ``conf/inference/*.yaml`` (``CascadeConfig`` fields plus ``name``
-            and ``flow: {_target_: <estimator>, ...}``, instantiated by Hydra; none: the segmenter's default
-            DIS flow); ``**cascade_kwargs`` override single fields (``rho_reid=2.3``).
+        inference: settings as in ``conf/inference/*.yaml`` (``InferenceSettings`` sections plus ``name`` and
+            ``flow: {_target_: <estimator>, ...}``, instantiated by Hydra; none: the segmenter's default DIS
+            flow); the module's stored ``inference_settings`` (calibrated for it) replace its values.
+        overrides: settings that beat the module's stored ones too (dotted or nested keys:
+            ``{"reid.rho": 1.5}``), as a user's command-line keys beat a checkpoint's in evaluate.py.
         log_media: log an overlay contact sheet of rank zero's first videos to W&B / TensorBoard loggers.
         media_sequences / media_frames / media_width: size of that sheet.
         keep_results: keep the result PNGs (``<log dir>/video_segmentation/epoch<E>_rank<R>_*``).
@@ -79,7 +81,7 @@ class VideoSegmentationCallback(pl.Callback):
         media_width: int = 200,
         keep_results: bool = False,
         prefix: str = "val",
-        **cascade_kwargs: Any,
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if every_n_epochs < 1:
@@ -93,22 +95,16 @@ class VideoSegmentationCallback(pl.Callback):
         self.max_sequences = max_sequences
         self.max_frames = max_frames
         spec = dict(inference or {})
-        spec.update(cascade_kwargs)
         self.flow_spec = spec.pop("flow", None)
         if self.flow_spec is not None and "_target_" not in self.flow_spec:
             raise ValueError(
                 f"VideoSegmentationCallback: flow must name its estimator with _target_ (as "
                 f"conf/inference/flow/*.yaml do), got {dict(self.flow_spec)}"
             )
-        spec.pop("name", None)
-        unknown = sorted(set(spec) - _CASCADE_FIELDS)
-        if unknown:  # checked now, not after an epoch of training
-            raise ValueError(
-                f"VideoSegmentationCallback: unknown inference key(s) {unknown}; "
-                f"CascadeConfig fields are {sorted(_CASCADE_FIELDS)}"
-            )
-        self.config = CascadeConfig(**spec)
-        self._explicit = set(cascade_kwargs)  # kept over the module's calibrated inference_settings
+        # checked now (unknown keys, bad values), not after an epoch of training
+        self.preset = spec
+        self.overrides = dotted(overrides, "VideoSegmentationCallback overrides")
+        self.config = resolve(self.preset, None, self.overrides)
         self.log_media = log_media
         self.media_sequences = media_sequences
         self.media_frames = media_frames
@@ -147,12 +143,10 @@ class VideoSegmentationCallback(pl.Callback):
         base.mkdir(parents=True, exist_ok=True)
         return base
 
-    def _config_for(self, pl_module: pl.LightningModule) -> CascadeConfig:
-        """The cascade config with the module's calibrated ``inference_settings`` (as its checkpoint has)."""
-        stored = dict(getattr(pl_module, "hparams", {}).get("inference_settings") or {})
-        return dataclasses.replace(
-            self.config, **{k: v for k, v in stored.items() if k not in self._explicit}
-        )
+    def _config_for(self, pl_module: pl.LightningModule) -> InferenceSettings:
+        """The settings with the module's calibrated ``inference_settings`` (as its checkpoint will have)."""
+        stored = getattr(pl_module, "hparams", {}).get("inference_settings")
+        return resolve(self.preset, stored, self.overrides)
 
     # ------------------------------------------------------------------ hook
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

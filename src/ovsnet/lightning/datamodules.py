@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ovsnet.data.io import DataError
 from ovsnet.data.loading import ensure_synthetic, load_sequences, select_sequences
@@ -17,7 +18,7 @@ from ovsnet.data.sequence import VideoSequence
 from ovsnet.data.transforms import SampleTransform
 from ovsnet.data.video_batches import FrameRef, VideoBatchSampler, VideoFrameDataset, collate_detection
 
-__all__ = ["COCODataModule", "DAVISDataModule"]
+__all__ = ["COCODataModule", "DAVISDataModule", "ResumableBatches", "ResumableDataLoader"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,66 @@ def _loader_kwargs(num_workers: int, pin_memory: bool, persistent_workers: bool)
     if num_workers > 0:
         kw["persistent_workers"] = persistent_workers
     return kw
+
+
+class ResumableBatches(Sampler[list[int]]):
+    """A batch sampler that starts its next pass ``skip`` batches in, for a run resumed mid-epoch.
+
+    The wrapped sampler is ``self.sampler`` (as in torch's ``BatchSampler``), where Lightning finds it to call
+    ``set_epoch`` at every epoch start, so each epoch is shuffled anew. Skipped batches are never loaded.
+    """
+
+    def __init__(self, sampler: VideoBatchSampler) -> None:
+        self.sampler = sampler
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.sampler), skip, None)
+
+
+class ResumableDataLoader(DataLoader):
+    """The training DataLoader with Lightning's stateful-loader protocol (``state_dict``/``load_state_dict``).
+
+    Lightning stores ``state_dict()`` in every checkpoint (``loops.fit_loop.state_dict.combined_loader``) and
+    hands it back on resume: the epoch's shuffle and how many of its batches were consumed. A run resumed from
+    a mid-epoch ``last.ckpt`` (written every N steps, then killed) finishes that epoch with the batches it had
+    not seen (without it, the epoch restarted from its first batch, with a warning). ``current_epoch`` gives
+    the trainer's restored epoch: when Lightning counts the saved epoch as finished (a checkpoint written
+    after its last batch, or at the end of a run stopped by ``max_steps``), the next epoch starts from its
+    first batch.
+    """
+
+    def __init__(
+        self, *args: Any, current_epoch: Callable[[], int | None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.batch_sampler, ResumableBatches):
+            raise TypeError("ResumableDataLoader needs batch_sampler=ResumableBatches(...)")
+        self._current_epoch = current_epoch
+        self._consumed = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        self._consumed = self.batch_sampler.skip
+        for batch in super().__iter__():
+            self._consumed += 1  # Lightning does not prefetch from a loader of known length
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self.batch_sampler.sampler.epoch), "batches": self._consumed}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        current = self._current_epoch() if self._current_epoch is not None else epoch
+        if current is not None and current != epoch:
+            return  # Lightning finished that epoch: the next one starts from its first batch
+        self.batch_sampler.sampler.set_epoch(epoch)
+        self.batch_sampler.skip = batches
+        if batches:
+            log.info("resuming mid-epoch: epoch %d goes on after its first %d batches", epoch, batches)
 
 
 class DAVISDataModule(pl.LightningDataModule):
@@ -212,13 +273,19 @@ class DAVISDataModule(pl.LightningDataModule):
             num_replicas=world,
             rank=rank,
         )
-        return DataLoader(
+        return ResumableDataLoader(
             self.data_train,
-            batch_sampler=sampler,
+            batch_sampler=ResumableBatches(sampler),
+            current_epoch=self._current_epoch,
             **_loader_kwargs(
                 self.hparams.num_workers, self.hparams.pin_memory, self.hparams.persistent_workers
             ),
         )
+
+    def _current_epoch(self) -> int | None:
+        """The trainer's epoch (restored from the checkpoint when resuming); None without a trainer."""
+        trainer = self._trainer if hasattr(self, "_trainer") else None
+        return int(trainer.current_epoch) if trainer is not None else None
 
     def _eval_loader(self, dataset: Dataset | None) -> DataLoader:
         if dataset is None:

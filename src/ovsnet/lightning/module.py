@@ -17,8 +17,10 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ovsnet.models.checkpoint import build_model, load_weights
-from ovsnet.models.checkpoint import load_model as load_model_from_checkpoint
+from ovsnet.data.io import DataError
+from ovsnet.models.checkpoint import load_weights
+from ovsnet.models.loading import build_model
+from ovsnet.models.loading import load_model as load_model_from_checkpoint
 from ovsnet.models.ovsnet import group_losses
 
 __all__ = ["OVSNetModule", "build_model", "load_model_from_checkpoint", "load_weights"]
@@ -40,6 +42,23 @@ def _plain(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if isinstance(config, DictConfig):
             return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items()}
+
+
+# torch.optim's words for a keyword in its "Invalid ..." messages, where they differ from the keyword
+_TORCH_WORDS = {"lr": "learning rate", "eps": "epsilon", "betas": "beta"}
+
+
+def _config_error(section: str, factory: Any, exc: BaseException) -> DataError:
+    """One line naming the config key whose value torch rejected (``model.optimizer.lr=-1: Invalid learning
+    rate: -1``), so ``train.py`` reports it like any bad input instead of a traceback from inside ``fit``."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    target = getattr(getattr(factory, "func", factory), "__name__", "the factory")
+    keywords = dict(getattr(factory, "keywords", None) or {})
+    lowered = message.lower()
+    for key, value in keywords.items():
+        if key in lowered or _TORCH_WORDS.get(key, key) in lowered:
+            return DataError(f"{section}.{key}={value}: {message} ({target} rejected it)")
+    return DataError(f"{section}: {message} ({target} rejected its settings: {keywords})")
 
 
 @contextlib.contextmanager
@@ -68,9 +87,9 @@ class OVSNetModule(pl.LightningModule):
         warmup_steps / warmup_factor: linear warm-up from ``warmup_factor × lr``, chained with ``scheduler``.
         init_checkpoint: weights to start from (previous stage); keys of new heads or another class count
             are skipped (``strict_init=False``).
-        inference_settings: cascade values calibrated for this model (``CascadeConfig`` fields, e.g.
-            ``rho_reid`` for its embedding scale); stored in the checkpoint and used by evaluate.py, the video
-            CLI and ``VideoSegmenter`` unless a user overrides them.
+        inference_settings: inference settings calibrated for this model (``InferenceSettings`` keys, e.g.
+            ``{"reid": {"rho": 1.5}}`` for its embedding scale); stored in the checkpoint and used by
+            evaluate.py, the video CLI and the validation callback unless a user overrides them.
     """
 
     def __init__(
@@ -201,27 +220,39 @@ class OVSNetModule(pl.LightningModule):
                 params, lr=0.04, momentum=0.9, weight_decay=1e-4
             )
         else:
-            optimizer = self.optimizer_factory(params=params)
+            try:
+                optimizer = self.optimizer_factory(params=params)
+            except (ValueError, TypeError) as exc:
+                raise _config_error("model.optimizer", self.optimizer_factory, exc) from exc
         scale = self._lr_scale()
         for group in optimizer.param_groups:
             group["lr"] *= scale
         log.info("learning rate %.5g (batch scaling x%.3g)", optimizer.param_groups[0]["lr"], scale)
         schedulers = []
         if self.scheduler_factory is not None:
+            try:
+                scheduler = self.scheduler_factory(optimizer=optimizer)
+            except (ValueError, TypeError) as exc:
+                raise _config_error("model.scheduler", self.scheduler_factory, exc) from exc
             schedulers.append(
                 {
-                    "scheduler": self.scheduler_factory(optimizer=optimizer),
+                    "scheduler": scheduler,
                     "interval": self.hparams.scheduler_interval,
                     "name": "lr/main",
                 }
             )
         if self.hparams.warmup_steps and self.hparams.warmup_steps > 0:
-            warm = torch.optim.lr_scheduler.LinearLR(
-                optimizer,
-                start_factor=self.hparams.warmup_factor,
-                end_factor=1.0,
-                total_iters=self.hparams.warmup_steps,
-            )
+            try:
+                warm = torch.optim.lr_scheduler.LinearLR(
+                    optimizer,
+                    start_factor=self.hparams.warmup_factor,
+                    end_factor=1.0,
+                    total_iters=self.hparams.warmup_steps,
+                )
+            except ValueError as exc:
+                raise DataError(
+                    f"model.warmup_factor={self.hparams.warmup_factor}: {exc} (torch's LinearLR warm-up)"
+                ) from exc
             schedulers.append({"scheduler": warm, "interval": "step", "name": "lr/warmup"})
         if not schedulers:
             return optimizer

@@ -4,6 +4,17 @@ Prints the global and per-object tables, writes ``global_results-<set>.csv`` and
 ``per-sequence_results-<set>.csv`` (official columns) into the results folder, and with ``--json`` every
 figure at full precision, including the per-frame J and F of every object.
 
+Without ``--year`` the layout decides (:func:`ovsnet.data.davis.detect_davis_layout`): ``ImageSets/2017/<set>.txt``
+is DAVIS 2017 (multi-object); else ``ImageSets/2016/<set>.txt`` or the 2016 release's frame list
+``ImageSets/480p/<set>.txt`` is DAVIS 2016 (single-object). A DAVIS 2017 download also carries the 2016 split
+files: ``--year 2016`` scores those sequences the 2016 way. Without ``--resolution``, the first of 480p, 240p,
+Full-Resolution, 1080p under ``JPEGImages`` is read.
+
+CSVs already in the results folder are not replaced unless ``--overwrite`` is given (the check runs before
+any scoring): a run on a subset (``--sequences``) or another split would silently replace the tables of an
+earlier one. The official tool instead prints the existing CSVs without scoring again, which shows stale
+numbers after the masks changed; here the choice is the user's.
+
     python -m ovsnet.metrics --davis-root data/DAVIS --set val --results outputs/davis17-val --json scores.json
 """
 
@@ -13,16 +24,19 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
+from ovsnet.data.davis import detect_davis_layout
 from ovsnet.data.io import DataError
-from ovsnet.metrics.davis import GLOBAL_COLUMNS, PER_OBJECT_COLUMNS, DavisEvaluation, evaluate_folder
+from ovsnet.metrics.parallel import evaluate_folder
+from ovsnet.metrics.tables import GLOBAL_COLUMNS, PER_OBJECT_COLUMNS, DavisEvaluation, csv_paths
 
-__all__ = ["build_parser", "main", "render_tables"]
+__all__ = ["build_parser", "existing_csvs", "main", "render_tables", "resolve_layout"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="folder with <sequence>/<frame>.png result masks; the CSV files are written here",
     )
-    parser.add_argument("--year", type=int, default=2017, choices=(2016, 2017))
-    parser.add_argument("--resolution", default="480p")
+    parser.add_argument(
+        "--year",
+        type=int,
+        default=None,
+        choices=(2016, 2017),
+        help="DAVIS year (default: detected from ImageSets/, 2017 first)",
+    )
+    parser.add_argument(
+        "--resolution", default=None, help="frame folder under JPEGImages/ (default: detected, 480p first)"
+    )
     parser.add_argument(
         "--sequences", nargs="+", default=None, help="evaluate only these sequences of the split"
     )
@@ -51,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", default=None, help="also write every figure at full precision to this JSON file"
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the CSVs of an earlier evaluation in the results folder (refused otherwise)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
 
@@ -70,6 +97,21 @@ def render_tables(evaluation: DavisEvaluation) -> tuple[Table, Table]:
     return global_table, object_table
 
 
+def resolve_layout(davis_root: str, split: str, year: int | None, resolution: str | None) -> tuple[int, str]:
+    """``(year, resolution)``: those given, the others read from the folder, so a DAVIS 2016 root needs no
+    flag (:func:`~ovsnet.data.davis.detect_davis_layout`)."""
+    if year is None or resolution is None:
+        detected_year, detected_resolution = detect_davis_layout(davis_root, split)
+        year = detected_year if year is None else year
+        resolution = detected_resolution if resolution is None else resolution
+    return year, resolution
+
+
+def existing_csvs(results: str, split: str) -> list[Path]:
+    """The official CSVs an evaluation of ``split`` writes that are already in ``results``."""
+    return [path for path in csv_paths(results, split) if path.exists()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 120)  # full headers when piped or logged
@@ -79,12 +121,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
     )
     try:
+        present = existing_csvs(args.results, args.set)
+        if present and not args.overwrite:
+            raise DataError(
+                f"results folder {args.results} already holds {', '.join(p.name for p in present)} from an "
+                "earlier evaluation; pass --overwrite to replace them"
+            )
+        year, resolution = resolve_layout(args.davis_root, args.set, args.year, args.resolution)
+        if args.year is None or args.resolution is None:
+            Console(stderr=True).print(
+                f"{escape(args.davis_root)}: DAVIS {year} layout, {resolution} frames (detected; --year and "
+                "--resolution choose)",
+                highlight=False,
+                soft_wrap=True,
+            )
         evaluation = evaluate_folder(
             args.davis_root,
             args.results,
             split=args.set,
-            year=args.year,
-            resolution=args.resolution,
+            year=year,
+            resolution=resolution,
             sequences=args.sequences,
             workers=args.workers,
         )

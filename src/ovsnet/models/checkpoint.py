@@ -11,11 +11,10 @@ flag that trusts it (``trust_checkpoint=true`` in evaluate.py, ``--trust-checkpo
 - :func:`read_checkpoint` / :func:`read_hyperparameters`: its state dict of tensors / its hyper-parameters.
 - :func:`strip_prefix`: the one prefix stripper (Lightning's ``model.``, OVS-Net's ``detector.``...).
 - :func:`load_weights`: weights into a built network (strict, or partial for a new head / class count).
-- :func:`load_model`: the OVS-Net of an ``OVSNetModule`` checkpoint, rebuilt from its stored ``model_config``,
-  with the ``inference_settings`` calibrated for it, in eval mode.
 
-This is the models layer: it imports nothing from ``ovsnet.inference``, ``ovsnet.lightning`` or
-``ovsnet.evaluation``.
+Reading only: building a network from a checkpoint is :mod:`ovsnet.models.loading` (the detector reads its
+``checkpoint=`` weights through this module, so this module builds nothing and imports no model). This is
+the models layer: it imports nothing from ``ovsnet.inference``, ``ovsnet.lightning`` or ``ovsnet.evaluation``.
 """
 
 from __future__ import annotations
@@ -44,16 +43,16 @@ __all__ = [
     "SAFE_GLOBALS",
     "TRUST_FLAG",
     "CheckpointError",
-    "build_model",
+    "first_line",
+    "hyperparameters_of",
     "load_checkpoint",
-    "load_model",
     "load_state",
     "load_weights",
+    "plain_hyperparameter",
     "read_checkpoint",
     "read_hyperparameters",
     "state_dict_of",
     "strip_prefix",
-    "with_inference_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,7 +109,8 @@ class CheckpointError(DataError):
     """
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, whitespace collapsed and cut to 200 characters (for one-line errors)."""
     text = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
@@ -132,7 +132,7 @@ def _refusal(file: Path, exc: BaseException, trust_flag: str) -> CheckpointError
         what = f"holds {found.group(1)}, which a safe (weights-only) load refuses"
     else:
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", message, flags=re.DOTALL)
-        reason = " ".join(detail.group(1).split("\n\n")[0].split()) if detail else _first_line(exc)
+        reason = " ".join(detail.group(1).split("\n\n")[0].split()) if detail else first_line(exc)
         what = f"cannot be read by a safe (weights-only) load ({reason})"
     return CheckpointError(
         f"checkpoint {file} {what} (a full load could run code from the file); "
@@ -164,7 +164,7 @@ def load_checkpoint(
         with file.open("rb") as handle:
             head = handle.read(4)
     except OSError as exc:
-        raise CheckpointError(f"checkpoint {file}: cannot read it ({_first_line(exc)})") from exc
+        raise CheckpointError(f"checkpoint {file}: cannot read it ({first_line(exc)})") from exc
     if not head:
         raise CheckpointError(f"checkpoint {file} is empty (0 bytes)")
     is_zip = head.startswith(_ZIP_MAGIC)
@@ -182,22 +182,22 @@ def load_checkpoint(
         if not trust and "weights only load failed" in str(exc).lower():
             raise _refusal(file, exc, trust_flag) from exc
         raise CheckpointError(
-            f"checkpoint {file} is not a PyTorch checkpoint or is corrupt ({_first_line(exc)})"
+            f"checkpoint {file} is not a PyTorch checkpoint or is corrupt ({first_line(exc)})"
         ) from exc
     except RuntimeError as exc:
         if "PytorchStreamReader" in str(exc) or "zip archive" in str(exc):
             raise CheckpointError(
                 f"checkpoint {file} is truncated or corrupt (an incomplete zip archive: "
-                f"{_first_line(exc).split('. ')[0]})"
+                f"{first_line(exc).split('. ')[0]})"
             ) from exc
-        raise CheckpointError(f"checkpoint {file} cannot be read ({_first_line(exc)})") from exc
+        raise CheckpointError(f"checkpoint {file} cannot be read ({first_line(exc)})") from exc
     except EOFError as exc:
         raise CheckpointError(f"checkpoint {file} is truncated (the pickle ends early)") from exc
     except OSError as exc:
-        raise CheckpointError(f"checkpoint {file}: cannot read it ({_first_line(exc)})") from exc
+        raise CheckpointError(f"checkpoint {file}: cannot read it ({first_line(exc)})") from exc
     except (AttributeError, ImportError, TypeError, ValueError, KeyError, IndexError) as exc:
         raise CheckpointError(
-            f"checkpoint {file} cannot be unpickled ({type(exc).__name__}: {_first_line(exc)})"
+            f"checkpoint {file} cannot be unpickled ({type(exc).__name__}: {first_line(exc)})"
         ) from exc
 
 
@@ -212,17 +212,19 @@ def state_dict_of(obj: Any, source: str | os.PathLike) -> dict[str, torch.Tensor
     return dict(obj)
 
 
-def _plain(value: Any) -> Any:
+def plain_hyperparameter(value: Any) -> Any:
+    """OmegaConf containers (as Lightning may store hyper-parameters) → plain containers, recursively."""
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_hyperparameter(v) for k, v in value.items()}
     return value
 
 
-def _hyperparameters_of(obj: Any) -> dict[str, Any]:
+def hyperparameters_of(obj: Any) -> dict[str, Any]:
+    """A loaded checkpoint's ``hyper_parameters`` as plain containers ({} when it stores none)."""
     hparams = obj.get("hyper_parameters") if isinstance(obj, Mapping) else None
-    return dict(_plain(hparams)) if isinstance(hparams, (Mapping, DictConfig)) else {}
+    return dict(plain_hyperparameter(hparams)) if isinstance(hparams, (Mapping, DictConfig)) else {}
 
 
 def read_checkpoint(
@@ -240,7 +242,7 @@ def read_hyperparameters(
 
     The tensors are memory-mapped, not read (zip archives).
     """
-    return _hyperparameters_of(load_checkpoint(path, "cpu", trust=trust, mmap=True, trust_flag=trust_flag))
+    return hyperparameters_of(load_checkpoint(path, "cpu", trust=trust, mmap=True, trust_flag=trust_flag))
 
 
 def strip_prefix(
@@ -317,66 +319,3 @@ def load_weights(
     """Load an ``OVSNetModule`` checkpoint's network weights (``model.`` prefix stripped) into ``model``."""
     state = strip_prefix(read_checkpoint(path, trust=trust, trust_flag=trust_flag))
     load_state(model, state, Path(path).expanduser(), strict=strict)
-
-
-def build_model(model_config: Mapping[str, Any]) -> nn.Module:
-    """Build the network from its keyword arguments (``ovsnet.models.build_ovsnet``)."""
-    from ovsnet.models.ovsnet import build_ovsnet  # lazy: ovsnet.py imports detector.py, which imports this
-
-    return build_ovsnet(**dict(model_config))
-
-
-def load_model(
-    path: str | os.PathLike,
-    map_location: Any = "cpu",
-    model_config: Mapping[str, Any] | None = None,
-    *,
-    trust: bool = False,
-    trust_flag: str = TRUST_FLAG,
-) -> nn.Module:
-    """Rebuild the network stored by ``OVSNetModule`` and load its weights (strict), in eval mode.
-
-    ``model_config`` replaces the build kwargs stored in the checkpoint. The model's ``inference_settings``
-    are the checkpoint's (cascade values calibrated for it, e.g. ``rho_reid``), ``{}`` when it stores none.
-    """
-    file = Path(path).expanduser()
-    obj = load_checkpoint(file, "cpu", trust=trust, mmap=True, trust_flag=trust_flag)
-    state = strip_prefix(state_dict_of(obj, file))
-    hparams = _hyperparameters_of(obj)
-    config = _plain(model_config) if model_config is not None else hparams.get("model_config")
-    if config is None:
-        raise CheckpointError(f"checkpoint {file} stores no model_config; pass model_config=... explicitly")
-    if not isinstance(config, Mapping):
-        raise CheckpointError(
-            f"checkpoint {file}: model_config must be a mapping, got {type(config).__name__}"
-        )
-    try:
-        model = build_model(config)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(
-            f"checkpoint {file}: model_config does not build an OVS-Net ({_first_line(exc)})"
-        ) from exc
-    load_state(model, state, file, strict=True)
-    # inference settings calibrated for this model (e.g. rho_reid for its embedding scale) travel with it
-    model.inference_settings = dict(hparams.get("inference_settings") or {})
-    return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
-
-
-def with_inference_settings(
-    source: str | os.PathLike, target: str | os.PathLike, settings: Mapping[str, Any], *, trust: bool = False
-) -> Path:
-    """Write ``target``: the checkpoint ``source`` with ``settings`` merged into the inference settings it
-    stores (``hyper_parameters.inference_settings``), which evaluate.py, ``ovsnet-video`` and
-    ``VideoSegmenter`` apply unless a user overrides them. Values measured after training (a calibrated
-    ``rho_reid``) travel with the weights this way. Written atomically; ``source`` is left as it is."""
-    from ovsnet.data.io import atomic_path
-
-    obj = load_checkpoint(source, "cpu", trust=trust)
-    if not isinstance(obj, dict) or not isinstance(obj.get("hyper_parameters"), (Mapping, DictConfig)):
-        raise CheckpointError(f"checkpoint {source} stores no hyper_parameters to hold inference settings")
-    hparams = dict(_plain(obj["hyper_parameters"]))
-    hparams["inference_settings"] = {**dict(hparams.get("inference_settings") or {}), **dict(settings)}
-    obj["hyper_parameters"] = hparams
-    with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
-    return Path(target)

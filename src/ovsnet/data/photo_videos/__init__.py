@@ -19,9 +19,10 @@ take their background and every object texture from the validation photos only, 
 photographs it never saw in training. The photos, their licences and the split are in
 :mod:`ovsnet.data.photo_videos.photos`.
 
-One job per module: ``photos`` (photographs, licences, split), ``config`` (the look's settings), ``shapes``
-(kinematic shapes and rasterising), ``bodies`` (the shape families), ``plan`` (camera view, textures,
-actors) and ``render`` (drawing frames).
+One job per module: ``photos`` (photographs, licences, split), ``shapes`` (kinematic shapes and
+rasterising), ``bodies`` (the shape families), ``plan`` (camera view, textures, actors) and ``render``
+(drawing frames). The look's settings (:class:`PhotoConfig`), the motion planner and the renderer it builds on
+are :mod:`ovsnet.data.procedural`'s, shared with the toy look; nothing here imports :mod:`ovsnet.data.synthetic`.
 
 Use it through the synthetic generator::
 
@@ -29,10 +30,10 @@ Use it through the synthetic generator::
     python train.py data=synthetic_photo
 """
 
-from ovsnet.data.photo_videos.config import KINDS, PhotoConfig
 from ovsnet.data.photo_videos.photos import PHOTO_SPLITS, PHOTOS, Photo, load_photo, photo_names
 from ovsnet.data.photo_videos.plan import make_photo_video
 from ovsnet.data.photo_videos.render import PhotoVideo
+from ovsnet.data.procedural.config import KINDS, PhotoConfig
 
 __all__ = [
     "KINDS",

@@ -10,10 +10,9 @@ import math
 
 import numpy as np
 
-from ovsnet.data.photo_videos.config import PhotoConfig
 from ovsnet.data.photo_videos.shapes import Part, Shape, ellipse
-from ovsnet.data.synthetic.config import SyntheticConfig
-from ovsnet.data.synthetic.shapes import StarOutline, concave_amp
+from ovsnet.data.procedural.config import PhotoConfig, SyntheticConfig
+from ovsnet.data.procedural.outlines import StarOutline, concave_amp
 
 
 class _Biped(Shape):
@@ -240,7 +239,7 @@ class _Crescent(Shape):
 
 
 class _Star(Shape):
-    """The toy generator's outline (:class:`~ovsnet.data.synthetic.shapes.StarOutline`) as a photo shape."""
+    """The toy generator's outline (:class:`~ovsnet.data.procedural.outlines.StarOutline`) as a photo shape."""
 
     kind = "star"
 
@@ -271,7 +270,7 @@ class _Star(Shape):
 
 
 def make_shape(kind: str, rng: np.random.Generator, pcfg: PhotoConfig, cfg: SyntheticConfig) -> Shape:
-    """A shape of family ``kind`` (see :data:`~ovsnet.data.photo_videos.config.KINDS`) with its gait drawn."""
+    """A shape of family ``kind`` (see :data:`~ovsnet.data.procedural.config.KINDS`) with its gait drawn."""
     omega = 2 * math.pi / float(rng.uniform(*pcfg.gait_period))
     if kind == "limbs":
         limbs = int(rng.integers(pcfg.limbs[0], pcfg.limbs[1] + 1))

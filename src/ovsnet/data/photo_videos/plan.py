@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 
 from ovsnet.data.photo_videos.bodies import make_shape
-from ovsnet.data.photo_videos.config import KINDS, PhotoConfig
 from ovsnet.data.photo_videos.photos import gains, load_photo, photo_names, shrunk
 from ovsnet.data.photo_videos.render import PhotoActor, PhotoVideo
-from ovsnet.data.synthetic.config import SyntheticConfig
-from ovsnet.data.synthetic.motion import Planner, camera_track, cast, illumination_track
-from ovsnet.data.synthetic.render import first_valid
+from ovsnet.data.procedural.config import KINDS, PhotoConfig, SyntheticConfig
+from ovsnet.data.procedural.motion import Planner, camera_track, cast, illumination_track
+from ovsnet.data.procedural.render import first_valid
 
 
 def _texture_map(

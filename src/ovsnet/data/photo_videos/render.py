@@ -10,12 +10,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ovsnet.data.photo_videos.config import PhotoConfig
 from ovsnet.data.photo_videos.photos import PHOTOS
 from ovsnet.data.photo_videos.shapes import Part, Shape, raster
-from ovsnet.data.synthetic.config import SyntheticConfig
-from ovsnet.data.synthetic.motion import Actor
-from ovsnet.data.synthetic.render import Drawn, SyntheticVideo
+from ovsnet.data.procedural.config import PhotoConfig, SyntheticConfig
+from ovsnet.data.procedural.motion import Actor
+from ovsnet.data.procedural.render import Drawn, SyntheticVideo
 
 
 @dataclass(kw_only=True)

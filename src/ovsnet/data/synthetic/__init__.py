@@ -21,24 +21,24 @@ Every video is planned from ``(seed, index)`` alone, so the same settings give b
 memory for the long-video benchmark); :func:`generate_dataset` writes the DAVIS 2017 layout plus
 ``meta/<seq>.json`` (per-frame visibility, in-frame flags, occlusion and re-entry events).
 
-One job per module: ``config`` (settings and argument checks), ``motion`` (tracks, exits, crossings,
-camera), ``shapes`` (the star outline), ``textures`` and ``toy`` (the toy look), ``render`` (drawing any
-style, occlusion statistics), ``meta`` (the per-video record), ``writer`` (the dataset on disk) and ``cli``.
+One job per module: ``textures`` and ``toy`` (the toy look), ``meta`` (the per-video record), ``writer`` (the
+dataset on disk, either look) and ``cli``. The engine both looks share (settings and argument checks, motion,
+the star outline, rendering) is :mod:`ovsnet.data.procedural`.
 
     python -m ovsnet.data.synthetic --out data/synthetic --sequences 8 --frames 16 --size 128x160
     ovsnet-synthetic --out data/synthetic_photo --style photo --sequences 10 --frames 40 --size 240x427
 """
 
-from ovsnet.data.synthetic.cli import main
-from ovsnet.data.synthetic.config import (
+from ovsnet.data.procedural.config import (
     DISTRACTOR_BASE,
     PATTERNS,
     STYLES,
     SyntheticConfig,
     sequence_name,
 )
+from ovsnet.data.procedural.render import SyntheticFrame, SyntheticVideo
+from ovsnet.data.synthetic.cli import main
 from ovsnet.data.synthetic.meta import build_meta
-from ovsnet.data.synthetic.render import SyntheticFrame, SyntheticVideo
 from ovsnet.data.synthetic.writer import dataset_style, generate_dataset, make_video
 
 __all__ = [

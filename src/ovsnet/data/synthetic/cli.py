@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ovsnet.data.io import DataError
-from ovsnet.data.synthetic.config import STYLES, parse_size
+from ovsnet.data.procedural.config import STYLES, parse_size
 from ovsnet.data.synthetic.writer import generate_dataset
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ovsnet.data.synthetic.render import SyntheticFrame, SyntheticVideo
+from ovsnet.data.procedural.render import SyntheticFrame, SyntheticVideo
 
 _INNER_LIST = re.compile(r"\[\s+([^\[\]{}\"]*?)\s+\]")
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ovsnet.data.synthetic.config import SyntheticConfig
+from ovsnet.data.procedural.config import SyntheticConfig
 
 
 def hsv(h: float, s: float, v: float) -> np.ndarray:

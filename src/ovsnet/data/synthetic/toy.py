@@ -10,16 +10,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ovsnet.data.synthetic.config import SyntheticConfig, sequence_name
-from ovsnet.data.synthetic.motion import (
+from ovsnet.data.procedural.config import SyntheticConfig, sequence_name
+from ovsnet.data.procedural.motion import (
     Actor,
     Planner,
     camera_track,
     cast,
     illumination_track,
 )
-from ovsnet.data.synthetic.render import Drawn, SyntheticVideo, first_valid
-from ovsnet.data.synthetic.shapes import StarOutline, concave_amp
+from ovsnet.data.procedural.outlines import StarOutline, concave_amp
+from ovsnet.data.procedural.render import Drawn, SyntheticVideo, first_valid
 from ovsnet.data.synthetic.textures import background_canvas, hsv, pattern
 
 

@@ -15,7 +15,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ovsnet.data.io import DataError, atomic_path, write_frame, write_label_map
-from ovsnet.data.synthetic.config import (
+from ovsnet.data.photo_videos import PHOTO_SPLITS, make_photo_video
+from ovsnet.data.procedural.config import (
     FORMAT_VERSION,
     GENERATOR,
     SyntheticConfig,
@@ -26,8 +27,8 @@ from ovsnet.data.synthetic.config import (
     sequence_name,
     with_overrides,
 )
+from ovsnet.data.procedural.render import SyntheticVideo
 from ovsnet.data.synthetic.meta import build_meta, dumps
-from ovsnet.data.synthetic.render import SyntheticVideo
 from ovsnet.data.synthetic.toy import make_toy_video
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,6 @@ def make_video(
     check_split(split)
     num_frames, seed, index = int(num_frames), int(seed), int(index)
     if cfg.style == "photo":
-        # imported here: the photo style is built on this package's planner and renderer
-        from ovsnet.data.photo_videos import make_photo_video
-
         return make_photo_video(
             num_frames, size, seed, index, name or sequence_name(index, cfg.style), cfg, split
         )
@@ -149,8 +147,6 @@ def generate_dataset(
         "config": config_dict(cfg),
     }
     if cfg.style == "photo":
-        from ovsnet.data.photo_videos import PHOTO_SPLITS
-
         summary["photo_splits"] = {k: list(v) for k, v in PHOTO_SPLITS.items()}
     _write_text(root / "meta" / "dataset.json", dumps(summary))
     return root

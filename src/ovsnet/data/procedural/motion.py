@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ovsnet.data.synthetic.config import DISTRACTOR_BASE, SyntheticConfig
+from ovsnet.data.procedural.config import DISTRACTOR_BASE, SyntheticConfig
 
 
 @dataclass(kw_only=True)

@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ovsnet.data.io import DataError
-from ovsnet.data.synthetic.config import (
+from ovsnet.data.procedural.config import (
     DISTRACTOR_BASE,
     FORMAT_VERSION,
     GENERATOR,
     SyntheticConfig,
     config_dict,
 )
-from ovsnet.data.synthetic.motion import Actor
+from ovsnet.data.procedural.motion import Actor
 
 log = logging.getLogger(__name__)
 

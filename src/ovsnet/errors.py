@@ -1,6 +1,7 @@
 """One line instead of a traceback for the mistakes a user can fix: bad input, and Ctrl-C.
 
-The project's own errors (:class:`~ovsnet.data.io.DataError`, which every data and checkpoint problem
+Used by the training run, ``evaluate.py`` and the command-line programs, so it sits below all of them
+(it imports ``data.io`` only). The project's own errors (:class:`~ovsnet.data.io.DataError`, which every data and checkpoint problem
 raises, naming the file) are printed as ``<program>: error: <message>`` with exit code 2; Ctrl-C prints one
 line saying how to resume, with exit code 130. ``HYDRA_FULL_ERROR=1`` keeps the full traceback for
 debugging. Anything else is a bug and keeps its traceback.
