@@ -30,7 +30,7 @@ from ovsnet.data.davis import detect_davis_layout, load_davis
 from ovsnet.data.io import read_label_map, write_label_map
 from ovsnet.data.sequence import VideoSequence
 from ovsnet.data.synthetic import generate_dataset
-from ovsnet.data.video import VideoWriter, iter_video_frames
+from ovsnet.data.video_reader import VideoWriter, iter_video_frames
 from ovsnet.inference.flow import build_flow
 from ovsnet.inference.propagation import FlowPropagator
 from ovsnet.metrics.davis import evaluate_label_maps

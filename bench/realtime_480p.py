@@ -36,7 +36,7 @@ from rich.table import Table
 
 from ovsnet.data.davis import load_davis
 from ovsnet.data.synthetic import generate_dataset
-from ovsnet.data.video import iter_video_frames
+from ovsnet.data.video_reader import iter_video_frames
 from ovsnet.utils import write_json_atomic
 
 PRESETS = ("default", "realtime")

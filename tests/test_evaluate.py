@@ -26,9 +26,9 @@ from ovsnet.cli.sweep_summary import summarize_sweep
 from ovsnet.data.davis import load_davis
 from ovsnet.data.io import DataError, read_label_map
 from ovsnet.evaluation import SUMMARY_FILE, run_evaluation
+from ovsnet.evaluation import jobs as eval_jobs
 from ovsnet.evaluation import model as eval_model
-from ovsnet.evaluation import run as eval_run
-from ovsnet.evaluation.run import RUN_MARKER
+from ovsnet.evaluation.jobs import RUN_MARKER
 from ovsnet.evaluation.settings import (
     explicit_inference_keys,
     make_flow,
@@ -142,7 +142,7 @@ def test_evaluation_writes_official_results_and_resumes(
     # a re-run skips every finished sequence: no model is loaded and no result file is rewritten
     mtimes = {p: p.stat().st_mtime_ns for p in results.rglob("*.png")}
     monkeypatch.setattr(
-        eval_run, "load_model_from_config", lambda *a, **k: pytest.fail("model loaded when resuming")
+        eval_jobs, "load_model_from_config", lambda *a, **k: pytest.fail("model loaded when resuming")
     )
     again = run_evaluation(cfg)
     assert again["skipped_sequences"] == 3 and again["segmented_sequences"] == 0
@@ -186,8 +186,8 @@ def test_a_corrupt_frame_fails_its_sequence_only(
     frame.write_bytes(frame.read_bytes()[:200])
     out = tmp_path / "skip"
     small = ("network=false", "media.enabled=false", "baselines=[copy]")
-    with caplog.at_level("ERROR", logger="ovsnet.evaluation.run"):
-        with pytest.raises(eval_run.IncompleteEvaluation, match=rf"1 of 3 .*{frame.name}.*hydra\.run\.dir="):
+    with caplog.at_level("ERROR", logger="ovsnet.evaluation.jobs"):
+        with pytest.raises(eval_jobs.IncompleteEvaluation, match=rf"1 of 3 .*{frame.name}.*hydra\.run\.dir="):
             run_evaluation(compose_eval(out, broken, "null", *small))
     assert any(frame.name in r.getMessage() and first.name in r.getMessage() for r in caplog.records)
     stored = json.loads((out / SUMMARY_FILE).read_text())
@@ -247,7 +247,7 @@ def test_model_sources(tmp_path: Path, data_root: Path, ckpt: Path) -> None:
     cfg = compose_eval(tmp_path / "a", data_root, ckpt, "model_overrides={box_detections_per_img:3}", *small)
     assert run_evaluation(cfg)["num_frames"] == 5
     assert (
-        eval_model.load_model(
+        eval_model.cached_model(
             ckpt, model_overrides={"box_detections_per_img": 3}
         ).detector.roi_heads.detections_per_img
         == 3
@@ -554,7 +554,7 @@ def test_network_false_needs_no_checkpoint_and_runs_no_network(
     """``network=false``: flow and the appearance memory alone, no checkpoint read, only Flow/absent paths;
     the row equals flow propagation when appearance is off too (nothing else changes a mask)."""
     monkeypatch.setattr(
-        eval_run,
+        eval_jobs,
         "load_model_from_config",
         lambda *a, **k: pytest.fail("a model was loaded with network=false"),
     )

@@ -1,4 +1,4 @@
-"""ovsnet.data.video and ovsnet.data.video_writer: VideoWriter round trips, image folders, PyAV fallback, errors, atomic writes."""
+"""ovsnet.data.video_reader and ovsnet.data.video_writer: VideoWriter round trips, image folders, PyAV fallback, errors, atomic writes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ovsnet.data import video as video_mod
+from ovsnet.data import video_reader as video_mod
 from ovsnet.data.io import DataError, write_frame
-from ovsnet.data.video import iter_video_frames, video_info
+from ovsnet.data.video_reader import iter_video_frames, video_info
 from ovsnet.data.video_writer import VideoWriter
 from tests.davis_fixtures import H, W
 

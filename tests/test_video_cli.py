@@ -1,4 +1,4 @@
-"""ovsnet-video (``ovsnet.cli.video``) and ``ovsnet.inference.video.segment_video``: a tiny checkpoint on a short
+"""ovsnet-video (``ovsnet.cli.video``) and ``ovsnet.inference.video_job.segment_video``: a tiny checkpoint on a short
 mp4 end to end, image folders, a killed run's leftovers, and every bad-input message."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from PIL import Image
 
 from ovsnet.cli.video import main
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
-from ovsnet.data.video import VideoWriter, iter_video_frames
+from ovsnet.data.video_reader import VideoWriter, iter_video_frames
 from ovsnet.inference.settings import InferenceSettings
-from ovsnet.inference.video import segment_video
+from ovsnet.inference.video_job import segment_video
 from ovsnet.models.ovsnet import build_ovsnet
 from tests.tiny_models import TINY_MODEL, FakeModel
 

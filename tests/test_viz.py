@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ovsnet.data.io import DAVIS_PALETTE, DataError
-from ovsnet.data.video import iter_video_frames
+from ovsnet.data.video_reader import iter_video_frames
 from ovsnet.viz import (
     ablation_bar_plot,
     contact_sheet,

@@ -138,16 +138,16 @@ def calibrate(out: Path, davis: Path, ckpt: Path, holdout: Sequence[str], resolu
     written with the weights into ``<out>/davis16.ckpt``, the final model; ``calibration.json`` keeps the
     evidence. Done once: a later run reuses the file while it is newer than ``ckpt``."""
     from ovsnet.data.davis import load_davis
-    from ovsnet.evaluation.model import load_model
     from ovsnet.inference.calibration import calibrate_rho_reid, reid_distances
     from ovsnet.inference.settings import with_inference_settings
+    from ovsnet.models.loading import load_model
     from ovsnet.utils import write_json_atomic
 
     final = out / f"{EXPERIMENT}.ckpt"
     if final.is_file() and final.stat().st_mtime_ns >= ckpt.stat().st_mtime_ns:
         return final
     videos = [s for s in load_davis(davis, 2016, "train", resolution) if s.name not in set(holdout)][::3]
-    positives, negatives = reid_distances(load_model(ckpt, cache=False), videos)
+    positives, negatives = reid_distances(load_model(ckpt), videos)
     if not len(positives):  # a detector that never finds the objects: nothing to measure
         console.print(
             "  rho_reid not calibrated: the detector found no training object; the stored value stays"

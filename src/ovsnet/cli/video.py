@@ -1,7 +1,7 @@
 """``ovsnet-video``: segment a video file, an image folder or a camera online, from a first-frame mask.
 
 Parses arguments, checks the inputs before the (slow) checkpoint load, and turns every bad input into one
-line naming the file; the work is :func:`ovsnet.inference.video.segment_video`. ``--preset realtime`` runs
+line naming the file; the work is :func:`ovsnet.inference.video_job.segment_video`. ``--preset realtime`` runs
 ``conf/inference/realtime.yaml`` on a model prepared by :mod:`ovsnet.inference.realtime`; ``--backend onnx``
 runs the network on ONNX Runtime (an exported ``--onnx model.onnx``, or the checkpoint exported on the fly).
 The last line printed is the fps reached. Every usage or input error (a missing or unreadable file, a bad
@@ -22,7 +22,7 @@ import torch
 from rich.logging import RichHandler
 
 from ovsnet.data.io import DataError
-from ovsnet.data.video import live_source
+from ovsnet.data.video_reader import live_source
 from ovsnet.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED
 from ovsnet.inference.flow import FlowEstimator, build_flow
 from ovsnet.inference.realtime import (
@@ -40,7 +40,7 @@ from ovsnet.inference.settings import (
     checkpoint_settings,
     resolve,
 )
-from ovsnet.inference.video import DEFAULT_FPS, check_video_inputs, segment_video
+from ovsnet.inference.video_job import DEFAULT_FPS, check_video_inputs, segment_video
 from ovsnet.models.checkpoint import CheckpointError, read_hyperparameters
 from ovsnet.utils import resolve_device
 

@@ -2,7 +2,7 @@
 
 mp4/m4v/mov (``mp4v``) and avi (``MJPG``) go through OpenCV, everything else (webm, mkv, gif, ...) through
 PyAV. It writes to a hidden temporary file next to the target and moves it into place on a successful close,
-so a crash never leaves a truncated video behind. Reading is :mod:`ovsnet.data.video`.
+so a crash never leaves a truncated video behind. Reading is :mod:`ovsnet.data.video_reader`.
 """
 
 from __future__ import annotations

@@ -18,20 +18,14 @@ from omegaconf import DictConfig
 
 from ovsnet.data.io import DataError
 from ovsnet.models.checkpoint import CheckpointError, read_hyperparameters
-from ovsnet.models.loading import build_model
-from ovsnet.models.loading import load_model as load_checkpoint_model
+from ovsnet.models.loading import build_model, load_model
 from ovsnet.utils import plain
 
-__all__ = ["check_model_source", "clear_model_cache", "load_model", "load_model_from_config"]
+__all__ = ["cached_model", "check_model_source", "load_model_from_config"]
 
 log = logging.getLogger(__name__)
 
 _MODEL_CACHE: dict[tuple, torch.nn.Module] = {}
-
-
-def clear_model_cache() -> None:
-    """Forget the kept model (tests, or to free its memory)."""
-    _MODEL_CACHE.clear()
 
 
 def _stored_model_config(path: Path, trust: bool = False) -> dict[str, Any]:
@@ -51,7 +45,7 @@ def check_model_source(cfg: Mapping[str, Any] | DictConfig) -> None:
         raise CheckpointError(f"ckpt_path={ckpt}: checkpoint file not found")
 
 
-def load_model(
+def cached_model(
     ckpt_path: str | os.PathLike | None,
     device: torch.device | str = "cpu",
     model_config: Mapping[str, Any] | None = None,
@@ -94,7 +88,7 @@ def load_model(
         log.info("reusing the loaded model of %s", path)
         return _MODEL_CACHE[key]
     _MODEL_CACHE.clear()
-    model = load_checkpoint_model(path, map_location=device, model_config=config, trust=trust)
+    model = load_model(path, map_location=device, model_config=config, trust=trust)
     if cache:
         _MODEL_CACHE[key] = model
     log.info("loaded %s on %s", path, device)
@@ -104,9 +98,9 @@ def load_model(
 def load_model_from_config(
     cfg: Mapping[str, Any] | DictConfig, device: torch.device | str
 ) -> torch.nn.Module:
-    """:func:`load_model` with the ``ckpt_path`` / ``model_config`` / ``model_overrides`` / ``random_init`` /
+    """:func:`cached_model` with the ``ckpt_path`` / ``model_config`` / ``model_overrides`` / ``random_init`` /
     ``trust_checkpoint`` keys of an evaluate.yaml config."""
-    return load_model(
+    return cached_model(
         cfg.get("ckpt_path"),
         device,
         cfg.get("model_config"),

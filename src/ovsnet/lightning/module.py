@@ -32,7 +32,7 @@ LOSS_TERMS = ("mask", "loc", "cls", "reid", "refine")
 GRAD_GROUPS = ("detector.backbone", "detector.rpn", "detector.roi_heads", "reid_head", "mga")
 
 
-def _plain(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _checkpoint_safe(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """OmegaConf/nested mappings → plain python containers, so checkpoints load without OmegaConf."""
     if config is None:
         return None
@@ -109,8 +109,8 @@ class OVSNetModule(pl.LightningModule):
         inference_settings: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        inference_settings = _plain(inference_settings)
-        model_config = _plain(model_config)
+        inference_settings = _checkpoint_safe(inference_settings)
+        model_config = _checkpoint_safe(model_config)
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.hparams["model_config"] = model_config
         if model is None:

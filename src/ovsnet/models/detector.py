@@ -47,7 +47,7 @@ TORCHVISION_MASK_HEAD = (256, 256, 256, 256)
 TORCHVISION_BOX_HEAD = 1024
 
 
-def _group_norm(num_channels: int, groups: int = 32) -> nn.GroupNorm:
+def group_norm(num_channels: int, groups: int = 32) -> nn.GroupNorm:
     """GroupNorm whose group count divides the channel count (MobileNet has 16/24/40-channel layers)."""
     return nn.GroupNorm(math.gcd(groups, num_channels), num_channels)
 
@@ -57,7 +57,7 @@ def make_norm_layer(norm: str) -> Callable[[int], nn.Module]:
     factories: dict[str, Callable[[int], nn.Module]] = {
         "frozen_bn": FrozenBatchNorm2d,
         "bn": nn.BatchNorm2d,
-        "gn": _group_norm,
+        "gn": group_norm,
         "syncbn": nn.SyncBatchNorm,
     }
     if norm not in factories:

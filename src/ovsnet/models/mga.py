@@ -16,7 +16,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.resnet import Bottleneck
 from torchvision.ops import roi_align
 
-from ovsnet.models.detector import _group_norm
+from ovsnet.models.detector import group_norm
 
 __all__ = [
     "MGA_PRESETS",
@@ -94,7 +94,7 @@ def _conv_gn(cin: int, cout: int, kernel: int = 1, dilation: int = 1) -> nn.Sequ
     pad = dilation * (kernel // 2)
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
-        _group_norm(cout),
+        group_norm(cout),
         nn.ReLU(inplace=True),
     )
 
@@ -171,10 +171,10 @@ class MaskGuidedAttention(nn.Module):
     def _stage(cin: int, planes: int, blocks: int, dilation: int) -> nn.Sequential:
         """layer4-style stage with stride 1 and dilation (keeps 100x100), GroupNorm for tiny batches."""
         cout = planes * Bottleneck.expansion
-        down = None if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), _group_norm(cout))
-        layers = [Bottleneck(cin, planes, downsample=down, dilation=dilation, norm_layer=_group_norm)]
+        down = None if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), group_norm(cout))
+        layers = [Bottleneck(cin, planes, downsample=down, dilation=dilation, norm_layer=group_norm)]
         layers += [
-            Bottleneck(cout, planes, dilation=dilation, norm_layer=_group_norm) for _ in range(blocks - 1)
+            Bottleneck(cout, planes, dilation=dilation, norm_layer=group_norm) for _ in range(blocks - 1)
         ]
         return nn.Sequential(*layers)
 

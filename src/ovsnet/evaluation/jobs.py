@@ -442,7 +442,7 @@ def run_video(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
 
     The video and the mask are opened and checked before the checkpoint loads, so bad input fails at once.
     """
-    from ovsnet.inference.video import check_video_inputs, segment_video
+    from ovsnet.inference.video_job import check_video_inputs, segment_video
 
     cfg = _as_config(cfg)
     for key in ("video", "first_mask"):

@@ -9,7 +9,7 @@ leaves a truncated video.
 
 ``evaluate.py task=video`` and the ``ovsnet-video`` command (:mod:`ovsnet.cli.video`) call
 :func:`segment_video`; :func:`check_video_inputs` lets both refuse bad input before a slow checkpoint load.
-A live source (a camera index such as ``0``, or a stream URL: see :func:`ovsnet.data.video.iter_video_frames`)
+A live source (a camera index such as ``0``, or a stream URL: see :func:`ovsnet.data.video_reader.iter_video_frames`)
 never ends on its own: ``max_frames`` bounds it, Ctrl-C stops it with every mask so far on disk.
 """
 
@@ -28,14 +28,13 @@ import torch
 
 from ovsnet.data.io import DataError, list_frames, read_label_map
 from ovsnet.data.sequence import object_ids_of
-from ovsnet.data.video import VideoWriter, iter_video_frames, live_source, video_info
+from ovsnet.data.video_reader import VideoWriter, iter_video_frames, live_source, video_info
 from ovsnet.inference.flow import FlowEstimator, build_flow
 from ovsnet.inference.runner import DONE_MARKER, SequenceResult, segment_sequence
 from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.inference.settings import InferenceSettings
 from ovsnet.utils import autocast_dtype, remove_stale_temporaries, write_json_atomic
-from ovsnet.viz import overlay as overlay_frame
-from ovsnet.viz import path_timeline
+from ovsnet.viz.overlays import overlay as overlay_frame
 
 __all__ = ["DEFAULT_FPS", "SUMMARY_NAME", "check_video_inputs", "segment_video"]
 
@@ -243,6 +242,8 @@ def segment_video(
         )
     _close(frames)  # a live source stopped by max_frames is released here
     result.name = _source_name(video)
+    from ovsnet.viz.plots import path_timeline  # matplotlib, loaded only once a video is done
+
     path_timeline(result.decisions, out / TIMELINE_NAME, title=f"{result.name}: association path")
     summary = _summary(
         result,
