@@ -31,6 +31,16 @@ def test_dilate_grows_masks_by_a_square_of_the_radius() -> None:
     assert band_pixels((96, 128, 3), 0.05) == 5 and band_pixels((10, 10), 0.0) == 1
 
 
+def test_dilate_equals_one_square_max_pool_at_every_size_and_border() -> None:
+    """OpenCV's dilation (CPU) gives the masks the plain (2r+1)² max pool gives, borders and r > size included."""
+    torch.manual_seed(0)
+    for shape in [(3, 48, 85), (1, 5, 7), (2, 1, 30)]:
+        masks = torch.rand(*shape) > 0.95
+        for radius in (1, 3, 24):
+            pooled = torch.nn.functional.max_pool2d(masks[:, None].float(), 2 * radius + 1, 1, radius)
+            assert torch.equal(dilate(masks, radius), pooled[:, 0] > 0), (shape, radius)
+
+
 def test_correct_masks_moves_pixels_only_within_the_band_and_by_the_prior() -> None:
     probs = torch.zeros(2, 10, 10)
     probs[0, 2:5, 2:5] = 1.0  # object 1's mask; object 2 absent (no mask)
