@@ -133,7 +133,7 @@ def test_code_running_checkpoint_is_refused(tmp_path: Path, saved: dict) -> None
     with pytest.raises(CheckpointError, match="trust_checkpoint=true"):
         checkpoint_settings(path)
     with pytest.raises(CheckpointError, match="trust_checkpoint=true"):
-        evaluation.load_model(path, cache=False)
+        evaluation.cached_model(path, cache=False)
     assert not marker.exists()
 
 
