@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,3 +42,12 @@ def run_train(
         text=True,
         timeout=timeout,
     )
+
+
+def modules_loaded_by(code: str) -> list[str]:
+    """The sorted names in ``sys.modules`` after running ``code`` in a fresh interpreter: what an import
+    really pulls in (lazy imports that ran included), for tests that keep a layer free of another."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -16,6 +16,7 @@ from ovsnet.inference.cascade import PATHS
 from ovsnet.lightning.callbacks import VideoSegmentationCallback, truncate_sequence
 from ovsnet.lightning.datamodules import DAVISDataModule
 from ovsnet.lightning.module import OVSNetModule
+from tests.commands import modules_loaded_by
 from tests.tiny_models import TINY_TRAIN_MODEL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -183,9 +184,5 @@ def test_validation_videos_come_from_the_public_datamodule_api(data_root: Path) 
 
 
 def test_callback_imports_no_evaluation() -> None:
-    import subprocess
-    import sys
-
-    code = "import sys, ovsnet.lightning.callbacks; print([m for m in sys.modules if m.startswith('ovsnet.evaluation')])"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
+    loaded = modules_loaded_by("import ovsnet.lightning.callbacks")
+    assert [m for m in loaded if m.startswith("ovsnet.evaluation")] == []

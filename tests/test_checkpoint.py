@@ -36,7 +36,7 @@ from ovsnet.models.checkpoint import (
 )
 from ovsnet.models.loading import load_model
 from ovsnet.models.ovsnet import build_ovsnet
-from tests.commands import subprocess_env
+from tests.commands import modules_loaded_by, subprocess_env
 from tests.tiny_models import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,13 +287,8 @@ def test_evaluation_passes_trust_checkpoint(tmp_path: Path, saved: dict) -> None
 
 def test_loader_and_video_cli_import_no_upper_layer() -> None:
     """models.checkpoint and the video CLI stay below Lightning and evaluation (imports run downward)."""
-    code = (
-        "import sys, ovsnet.models.checkpoint, ovsnet.cli.video; "
-        "print(sorted(m for m in sys.modules if 'lightning' in m or m == 'ovsnet.evaluation'))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "[]"
+    loaded = modules_loaded_by("import ovsnet.models.checkpoint, ovsnet.cli.video")
+    assert [m for m in loaded if "lightning" in m or m == "ovsnet.evaluation"] == []
 
 
 def test_checkpoint_reading_builds_no_model() -> None:

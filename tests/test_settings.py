@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from ovsnet.inference.settings import (
     nested,
     resolve,
 )
+from tests.commands import modules_loaded_by
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = {f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
@@ -76,10 +75,7 @@ def test_presets_state_only_what_differs_from_the_defaults() -> None:
 def test_settings_import_no_model() -> None:
     """Building and checking settings imports nothing from ovsnet.models (the appearance backbone's name is
     checked where the appearance memory is built)."""
-    code = (
-        "import sys, ovsnet.inference.settings as s; s.resolve({'appearance': {'backbone': 'x'}}); "
-        "print(sorted(m for m in sys.modules if m.startswith('ovsnet.models')))"
+    loaded = modules_loaded_by(
+        "import ovsnet.inference.settings as s; s.resolve({'appearance': {'backbone': 'x'}})"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "[]"
+    assert [m for m in loaded if m.startswith("ovsnet.models")] == []
