@@ -89,6 +89,23 @@ def test_segment_dataset_resumes(tmp_path: Path) -> None:
     assert not any(r.skipped for r in forced)
 
 
+def test_segment_dataset_hands_one_broken_video_to_on_failure_and_goes_on(tmp_path: Path) -> None:
+    seqs = [_write_sequence(tmp_path / "data", n) for n in ("a", "b", "c")]
+    seqs[1].frame_paths[2].write_bytes(b"not an image")
+
+    def make() -> VideoSegmenter:
+        return VideoSegmenter(FakeModel(), config=paper_config())
+
+    with pytest.raises(DataError, match=seqs[1].frame_paths[2].name):
+        segment_dataset(make, seqs, tmp_path / "strict", progress=False)
+    failed: list[tuple[str, Exception]] = []
+    results = segment_dataset(
+        make, seqs, tmp_path / "lenient", progress=False, on_failure=lambda s, e: failed.append((s.name, e))
+    )
+    assert [r.name for r in results] == ["a", "c"] and [name for name, _ in failed] == ["b"]
+    assert isinstance(failed[0][1], DataError) and not (tmp_path / "lenient" / "b" / DONE_MARKER).exists()
+
+
 def test_lost_while_visible_counts_absent_decisions_on_visible_objects(tmp_path: Path) -> None:
     from ovsnet.data.sequence import VideoSequence
     from ovsnet.evaluation.scoring import lost_while_visible

@@ -184,25 +184,6 @@ def make_segmenter_factory(
     return make
 
 
-class _SharedSegmenter:
-    """``make_segmenter`` for one sequence at a time: the model loads once, and a failure while loading it
-    (a bad checkpoint: the whole run's problem) is told apart from a failure in one video."""
-
-    def __init__(self, make: Callable[[], VideoSegmenter]) -> None:
-        self._make = make
-        self._segmenter: VideoSegmenter | None = None
-        self.loading_failed = False
-
-    def __call__(self) -> VideoSegmenter:
-        if self._segmenter is None:
-            try:
-                self._segmenter = self._make()
-            except BaseException:
-                self.loading_failed = True
-                raise
-        return self._segmenter
-
-
 def segment_sequences(
     make_segmenter: Callable[[], VideoSegmenter],
     sequences: Sequence[VideoSequence],
@@ -212,26 +193,22 @@ def segment_sequences(
     progress: bool = True,
     on_error: str = "skip",
 ) -> tuple[list[SequenceResult], dict[str, str]]:
-    """Segment every sequence (:func:`~ovsnet.inference.runner.segment_dataset`, one at a time) so that bad
-    input in one video costs that video only; returns the results and ``{sequence: error}`` of the failed."""
-    shared = _SharedSegmenter(make_segmenter)
-    results: list[SequenceResult] = []
+    """Segment every sequence (:func:`~ovsnet.inference.runner.segment_dataset`) so that bad input in one
+    video costs that video only; returns the results and ``{sequence: error}`` of the failed."""
     failed: dict[str, str] = {}
-    for sequence in sequences:
-        try:
-            results += segment_dataset(
-                shared, [sequence], results_dir, skip_done=skip_done, progress=progress
-            )
-        except (DataError, OSError) as exc:
-            if shared.loading_failed:
-                raise
-            if on_error == "stop":
-                raise DataError(
-                    f"sequence {sequence.name!r}: {exc}; stopped there (on_error=stop; on_error=skip segments "
-                    f"the others); {_resume_hint(output_dir)}"
-                ) from exc
-            log.error("sequence %r failed, going on with the others (on_error=skip): %s", sequence.name, exc)
-            failed[sequence.name] = str(exc)
+
+    def fail(sequence: VideoSequence, exc: Exception) -> None:
+        if on_error == "stop":
+            raise DataError(
+                f"sequence {sequence.name!r}: {exc}; stopped there (on_error=stop; on_error=skip segments "
+                f"the others); {_resume_hint(output_dir)}"
+            ) from exc
+        log.error("sequence %r failed, going on with the others (on_error=skip): %s", sequence.name, exc)
+        failed[sequence.name] = str(exc)
+
+    results = segment_dataset(
+        make_segmenter, sequences, results_dir, skip_done=skip_done, progress=progress, on_failure=fail
+    )
     return results, failed
 
 

@@ -164,11 +164,14 @@ def segment_dataset(
     results_dir: str | os.PathLike,
     skip_done: bool = True,
     progress: bool = True,
+    on_failure: Callable[[VideoSequence, Exception], None] | None = None,
 ) -> list[SequenceResult]:
     """Segment every sequence into ``<results_dir>/<name>/``; complete ones are skipped when ``skip_done``.
 
     ``make_segmenter`` is called once, the first time a sequence needs work (so a fully done run loads no
-    model); ``start`` resets it between sequences.
+    model); ``start`` resets it between sequences. ``on_failure``: bad input in one video (a
+    :class:`DataError` or ``OSError`` while segmenting it; not a failure to build the segmenter) is handed to
+    it with the sequence, and the others go on; without it the error propagates.
     """
     root = Path(results_dir)
     segmenter: VideoSegmenter | None = None
@@ -182,5 +185,10 @@ def segment_dataset(
             continue
         (out / DONE_MARKER).unlink(missing_ok=True)
         segmenter = segmenter or make_segmenter()
-        results.append(segment_sequence(segmenter, sequence, out, progress=progress))
+        try:
+            results.append(segment_sequence(segmenter, sequence, out, progress=progress))
+        except (DataError, OSError) as exc:
+            if on_failure is None:
+                raise
+            on_failure(sequence, exc)
     return results
