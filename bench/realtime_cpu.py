@@ -4,7 +4,7 @@ Runtime side by side, beside the default inference on the same checkpoint at the
 Runs (each on the same validation videos, after one warm-up video pass):
 - ``default``: the checkpoint as loaded with torchvision's test-time counts (1000 proposals, 100 detections),
   ``conf/inference/default.yaml``, PyTorch;
-- ``realtime/torch``: ``prepare_realtime`` (threads, BN folded, test-time counts, score threshold) with
+- ``realtime/torch``: ``prepare_runtime`` (threads, BN folded, test-time counts, score threshold) with
   ``conf/inference/realtime.yaml``;
 - ``realtime/onnx``: the same on ONNX Runtime (``python -m ovsnet.export``'s graphs).
 Reports fps (segmentation + PNG writing), per-stage milliseconds (``VideoSegmenter.timings``) and J&F; the last
@@ -33,14 +33,14 @@ from rich.table import Table
 
 from ovsnet.data.davis import load_davis
 from ovsnet.data.sequence import VideoSequence
-from ovsnet.inference.realtime import (
-    RealtimeSettings,
+from ovsnet.inference.runner import segment_dataset
+from ovsnet.inference.runtime import (
+    RuntimeSettings,
     for_onnx,
-    prepare_realtime,
+    prepare_runtime,
     set_threads,
     size_test_time,
 )
-from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.segmenter import STAGES, VideoSegmenter
 from ovsnet.inference.settings import InferenceSettings, checkpoint_settings, resolve
 from ovsnet.utils import write_json_atomic
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from ovsnet.inference.onnx_backend import load_onnx_model
     from ovsnet.models.loading import load_model
 
-    settings = RealtimeSettings(threads=args.threads)
+    settings = RuntimeSettings(threads=args.threads)
     results: list[RunResult] = []
 
     model = load_model(ckpt)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     rt_config, rt_flow = cascade_for("realtime", stored)
-    rt_model = prepare_realtime(load_model(ckpt), settings, rt_config.cascade.min_candidate_score)
+    rt_model = prepare_runtime(load_model(ckpt), settings, rt_config.cascade.min_candidate_score)
     results.append(
         run(
             "realtime/torch",
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = export_checkpoint(ckpt, args.work / "onnx" / "model.onnx")
     export_s = time.perf_counter() - start
     onnx_model = load_onnx_model(onnx_path, threads=args.threads, spinning=args.spinning)
-    prepare_realtime(onnx_model, for_onnx(settings), rt_config.cascade.min_candidate_score)
+    prepare_runtime(onnx_model, for_onnx(settings), rt_config.cascade.min_candidate_score)
     results.append(
         run(
             "realtime/onnx",

@@ -6,10 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage import data as skdata
 
 from ovsnet.data.io import DataError
-from ovsnet.inference.appearance import AppearanceMemory, band_pixels, correct_masks, dilate
+from ovsnet.inference.appearance import (
+    AppearanceMemory,
+    band_pixels,
+    bounding_window,
+    correct_masks,
+    dilate,
+    first_argmax,
+    resize_window,
+)
 from ovsnet.inference.flow import ZeroFlow
 from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.inference.settings import AppearanceSettings, resolve
@@ -95,6 +104,8 @@ def test_memory_tells_real_photographs_apart_after_they_move() -> None:
     region[:48] = True
     part = memory.probabilities(frame, [1, 2], region)
     assert torch.allclose(part[:, -1, :], torch.full((3, W), 1 / 3), atol=1e-4)
+    window = memory.probabilities(frame, [1, 2], region, window=(5, 40, 7, 70))
+    torch.testing.assert_close(window, part[:, 5:40, 7:70], atol=1e-6, rtol=0)
     with pytest.raises(DataError, match=r"object\(s\) \[7\]"):
         memory.probabilities(frame, [1, 7])
     with pytest.raises(DataError, match="object 9 has no pixel"):
@@ -128,3 +139,30 @@ def test_config_rejects_unknown_backbones_and_bad_ranges() -> None:
         resolve(overrides={"appearance.band": 1.5})
     with pytest.raises(ValueError, match="short_side"):
         AppearanceSettings(short_side=8)
+
+
+@pytest.mark.parametrize(("grid", "size"), [((7, 9), (30, 41)), ((30, 41), (7, 9)), ((5, 5), (5, 5))])
+def test_resize_window_is_that_window_of_the_full_interpolation(
+    grid: tuple[int, int], size: tuple[int, int]
+) -> None:
+    """Up, down and unit scale; windows touching each border and one pixel wide."""
+    values = torch.rand(3, *grid, generator=torch.Generator().manual_seed(0))
+    full = F.interpolate(values[None], size=size, mode="bilinear", align_corners=False)[0]
+    h, w = size
+    for window in ((0, h, 0, w), (1, h // 2, 2, w - 1), (h - 1, h, 0, 1)):
+        y0, y1, x0, x1 = window
+        torch.testing.assert_close(resize_window(values, size, window), full[:, y0:y1, x0:x1])
+
+
+def test_bounding_window_of_a_mask() -> None:
+    mask = torch.zeros(6, 8, dtype=torch.bool)
+    assert bounding_window(mask) is None
+    mask[2, 3] = mask[4, 6] = True
+    assert bounding_window(mask) == (2, 5, 3, 7)
+
+
+def test_first_argmax_is_argmax_with_ties_to_the_first_label() -> None:
+    scores = torch.randint(0, 3, (4, 9, 11), generator=torch.Generator().manual_seed(1)).float()
+    assert scores.max(0).values.eq(scores).sum(0).gt(1).any()  # ties present
+    assert torch.equal(first_argmax(scores), scores.argmax(0))
+    assert torch.equal(first_argmax(scores[:1]), torch.zeros(9, 11, dtype=torch.long))

@@ -131,6 +131,8 @@ def test_evaluation_writes_official_results_and_resumes(
     assert stored["fps"] > 0 and stored["num_frames"] == 15 and stored["segmented_sequences"] == 3
     assert set(stored["path_counts"]) == set(PATHS)
     assert sum(stored["path_counts"].values()) == sum(4 * len(s.object_ids) for s in sequences)
+    per_sequence = [s["detected_frames"] for s in stored["sequences"].values()]
+    assert stored["detected_frames"] == sum(per_sequence) and all(0 <= d <= 4 for d in per_sequence)
     # the figures reported are the official scores of the masks written, over every sequence of the split
     assert stored["metrics"] == pytest.approx(evaluate_folder(data_root, results, workers=0).scores)
     assert stored["failed_sequences"] == {}

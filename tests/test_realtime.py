@@ -18,8 +18,16 @@ from ovsnet.export import main as export_main
 from ovsnet.inference.flow import build_flow
 from ovsnet.inference.onnx_backend import load_onnx_model, manifest_path, onnx_settings, part_path
 from ovsnet.inference.protocol import SegmenterModel
-from ovsnet.inference.realtime import RealtimeSettings, fold_batchnorm, load_backend, size_test_time
 from ovsnet.inference.runner import segment_dataset
+from ovsnet.inference.runtime import (
+    DEFAULT_PRESET_PROPOSALS,
+    RuntimeSettings,
+    fold_batchnorm,
+    load_backend,
+    prepare_runtime,
+    preset_runtime,
+    size_test_time,
+)
 from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.inference.settings import resolve
 from ovsnet.metrics.davis import evaluate_sequences
@@ -89,17 +97,32 @@ def test_size_test_time_keeps_exactly_the_candidates_the_cascade_keeps(one_threa
 
 
 def test_realtime_settings_match_the_model_preset() -> None:
-    """RealtimeSettings applies conf/model/realtime.yaml's test-time counts to any checkpoint: keep them equal."""
+    """RuntimeSettings applies conf/model/realtime.yaml's test-time counts to any checkpoint: keep them equal."""
     from ovsnet.hydra_utils import compose_config
 
     model_config = compose_config("train.yaml", ["model=realtime"]).model.model_config
     inference = compose_config("evaluate.yaml", ["inference=realtime"]).inference
-    settings = RealtimeSettings()
+    settings = RuntimeSettings()
     assert model_config.backbone == "efficientnet_lite0"
     assert model_config.rpn_pre_nms_top_n_test == settings.rpn_pre_nms_top_n
     assert model_config.rpn_post_nms_top_n_test == settings.rpn_post_nms_top_n
     assert model_config.box_detections_per_img == settings.detections_per_img
     assert inference.name == "realtime" and inference.flow.preset == "medium"
+
+
+def test_the_default_preset_keeps_the_models_counts() -> None:
+    """``ovsnet-video --preset default`` folds BN, keeps 500 proposals and drops unusable candidates, but keeps
+    the checkpoint's other counts (None); ``realtime`` sizes them all to a few objects."""
+    model = build_ovsnet(**{**TINY_MODEL, "box_detections_per_img": 30}).eval()
+    rpn, heads = model.detector.rpn, model.detector.roi_heads
+    pre_nms = rpn._pre_nms_top_n["testing"]
+    default = preset_runtime("default", threads=None)
+    assert default.fold_bn and default.threads is None
+    prepare_runtime(model, default, min_score=0.5)
+    assert rpn._pre_nms_top_n["testing"] == pre_nms and heads.detections_per_img == 30
+    assert rpn._post_nms_top_n["testing"] == DEFAULT_PRESET_PROPOSALS
+    assert heads.score_thresh == pytest.approx(0.5)
+    assert preset_runtime("realtime", threads=2) == RuntimeSettings(threads=2)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +185,7 @@ def test_load_backend_prepares_either_backend(
     exported: tuple[nn.Module, Path], tmp_path: Path, one_thread: None
 ) -> None:
     """The Python face of --backend/--preset: both backends end up with the realtime counts."""
-    settings = RealtimeSettings(threads=None, detections_per_img=3)
+    settings = RuntimeSettings(threads=None, detections_per_img=3)
     ckpt = _checkpoint(tmp_path / "tiny.ckpt", PARITY_MODEL)
     image = torch.rand(3, 64, 96)
     for backend, path in (("torch", ckpt), ("onnx", exported[1])):

@@ -58,7 +58,8 @@ def test_missed_detection_falls_back_to_flow_then_recovers() -> None:
 
 def test_lost_object_returns_through_reid() -> None:
     frames, labels = make_video(hidden={2: {2}, 3: {2}}, jump={4: {2: (5, 95)}})
-    seg = VideoSegmenter(FakeModel(), config=resolve(overrides={"cascade.max_flow_streak": 1}))
+    config = resolve(overrides={"cascade.max_flow_streak": 1, "detector.every": 1})
+    seg = VideoSegmenter(FakeModel(), config=config)
     outputs = _run(seg, frames, labels[0])
     paths = [d[2] for d in seg.decisions]
     assert paths[0] == "iou" and paths[1] in ("flow", "absent") and paths[2] == "absent"
@@ -261,12 +262,13 @@ def test_an_object_the_detector_stops_seeing_leaves_and_returns_through_reid() -
     its mask gone, and the Re-ID path brings it back when it reappears. A detector that has found nothing
     in the video says nothing: the object stays on the flow path (the floor)."""
     frames, labels = make_video(num_frames=8, hidden={t: {2} for t in range(2, 6)})
-    # the cascade's decisions alone, with the absence rule (inference=realtime's)
+    # the cascade's decisions alone, with the absence rule
     only_cascade = resolve(
         overrides={
             "absence.max_unsupported_streak": 2,
             "absence.implausible_growth": None,
             "appearance.backbone": None,
+            "detector.every": 1,
         }
     )
     seg = VideoSegmenter(FakeModel(), config=only_cascade)
@@ -317,3 +319,38 @@ def test_mga_weight_blends_a_kept_refinement_with_its_input() -> None:
     )  # rejected: the input as it was
     with pytest.raises(ValueError, match="mga.weight"):
         resolve(overrides={"mga.weight": -0.1})
+
+
+def test_key_frames_detect_every_nth_frame_and_every_frame_while_an_object_is_lost() -> None:
+    """``detector.every=3``: the detector sees the first frame and frames 3, 6, ...; between them the objects
+    follow flow and nothing is evidence of absence. Object 2, hidden in frames 2-5, is found missing on key
+    frame 3; from then on every frame is detected until the Re-ID path brings it back (frame 6)."""
+    frames, labels = make_video(num_frames=9)
+    model = FakeModel()
+    seg = VideoSegmenter(model, config=paper_config({"detector.every": 3}))  # the IoU path on key frames
+    outputs = _run(seg, frames, labels[0])
+    assert model.detect_calls == 3 and seg.detected_frames == 2  # the first frame, then frames 3 and 6
+    assert [d[1] for d in seg.decisions] == ["flow", "flow", "iou", "flow", "flow", "iou", "flow", "flow"]
+    assert model.refine_sizes == [2, 2] and model.refine_image_sizes == []  # MGA reads key frames only
+    for out, gt in zip(outputs, labels[1:], strict=True):
+        assert all(_iou(out == obj, gt == obj) > 0.6 for obj in (1, 2))
+
+    frames, labels = make_video(num_frames=8, hidden={t: {2} for t in range(2, 6)})
+    config = {"appearance.backbone": None, "detector.every": 3}
+    absence = {"absence.max_unsupported_streak": 0, "absence.implausible_growth": None}
+    model = FakeModel()
+    seg = VideoSegmenter(model, config=resolve(overrides={**config, **absence}))
+    outputs = _run(seg, frames, labels[0])
+    assert [d[2] for d in seg.decisions] == ["flow", "flow", "absent", "absent", "absent", "reid", "flow"]
+    assert model.detect_calls == 5  # the first frame, key frame 3, frames 4-5 while lost, frame 6
+    assert not (outputs[2] == 2).any() and _iou(outputs[5] == 2, labels[6] == 2) > 0.8
+
+
+def test_detection_on_every_frame_without_the_flow_path() -> None:
+    """Without flow (``inference=no_flow``) an object between key frames would have no mask: every frame is
+    detected whatever ``detector.every`` says."""
+    frames, labels = make_video(num_frames=4)
+    model = FakeModel()
+    config = {"appearance.backbone": None, "detector.every": 8, "cascade.use_flow": False}
+    _run(VideoSegmenter(model, config=resolve(overrides=config)), frames, labels[0])
+    assert model.detect_calls == 4

@@ -26,6 +26,7 @@ SUMMARY_KEYS = {
     "seconds",
     "fps",
     "path_counts",
+    "detected_frames",
     "timings",
     "timings_ms_per_frame",
     "device",

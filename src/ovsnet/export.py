@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ovsnet.data.io import DataError
 from ovsnet.inference.onnx_backend import MANIFEST_VERSION, manifest_path, part_path
-from ovsnet.inference.realtime import fold_batchnorm
+from ovsnet.inference.runtime import fold_batchnorm
 from ovsnet.inference.settings import checkpoint_settings, dotted, nested
 from ovsnet.models.mga import MaskGuidedAttention
 from ovsnet.utils import write_json_atomic

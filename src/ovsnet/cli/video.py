@@ -1,8 +1,9 @@
 """``ovsnet-video``: segment a video file, an image folder or a camera online, from a first-frame mask.
 
 Parses arguments, checks the inputs before the (slow) checkpoint load, and turns every bad input into one
-line naming the file; the work is :func:`ovsnet.inference.video_job.segment_video`. ``--preset realtime`` runs
-``conf/inference/realtime.yaml`` on a model prepared by :mod:`ovsnet.inference.realtime`; ``--backend onnx``
+line naming the file; the work is :func:`ovsnet.inference.video_job.segment_video`. Each preset runs
+``conf/inference/<preset>.yaml`` on a model prepared for it by :mod:`ovsnet.inference.runtime` (BN folded, masks
+only for usable candidates; ``realtime`` also sizes the proposal counts to a few objects); ``--backend onnx``
 runs the network on ONNX Runtime (an exported ``--onnx model.onnx``, or the checkpoint exported on the fly).
 The last line printed is the fps reached. Every usage or input error (a missing or unreadable file, a bad
 video, mask, camera or checkpoint, a missing optional package) is one line and exit code 2, as ``evaluate.py``;
@@ -25,12 +26,13 @@ from ovsnet.data.io import DataError
 from ovsnet.data.video_reader import live_source
 from ovsnet.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED
 from ovsnet.inference.flow import FlowEstimator, build_flow
-from ovsnet.inference.realtime import (
+from ovsnet.inference.runtime import (
     BACKENDS,
-    RealtimeSettings,
+    RuntimeSettings,
     for_onnx,
     load_backend,
-    prepare_realtime,
+    prepare_runtime,
+    preset_runtime,
     set_threads,
 )
 from ovsnet.inference.settings import (
@@ -97,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=PRESETS,
         default="default",
-        help="realtime: conf/inference/realtime.yaml on a model with BN folded, few proposals and detections, "
-        "masks only for usable candidates (ovsnet.inference.realtime)",
+        help="default: conf/inference/default.yaml (the detector on key frames); realtime: "
+        "conf/inference/realtime.yaml with few proposals and detections. Both run the model with BN folded "
+        "and masks only for usable candidates (ovsnet.inference.runtime)",
     )
     parser.add_argument(
         "--backend",
@@ -113,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help=f"CPU threads (default: {RealtimeSettings().threads} with --preset realtime, else torch's choice)",
+        help=f"CPU threads (default: {RuntimeSettings().threads} with --preset realtime, else torch's choice)",
     )
     parser.add_argument(
         "--max-frames", type=int, default=None, help="stop after N frames (a camera never ends on its own)"
@@ -250,7 +253,7 @@ def _check_ovsnet_checkpoint(args: argparse.Namespace) -> None:
 
 def _load_network(args: argparse.Namespace, threads: int | None) -> Any:
     """The checkpoint's network on PyTorch, or on ONNX Runtime (exporting the checkpoint when no --onnx), both
-    through :func:`~ovsnet.inference.realtime.load_backend`;
+    through :func:`~ovsnet.inference.runtime.load_backend`;
     :class:`~ovsnet.inference.no_network.NoNetwork` when there is neither."""
     if _no_network(args):
         from ovsnet.inference.no_network import NoNetwork
@@ -314,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         parser.exit(EXIT_INTERRUPTED, "ovsnet-video: interrupted\n")
     realtime = args.preset == "realtime"
-    threads = args.threads if args.threads is not None else (RealtimeSettings().threads if realtime else None)
+    threads = args.threads if args.threads is not None else (RuntimeSettings().threads if realtime else None)
     set_threads(threads)
     model = _load_network(args, threads)
     source = f"--onnx {args.onnx}" if args.ckpt is None else f"--ckpt {args.ckpt}"
@@ -330,9 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         config = no_network_config(config)
         logger.info("no --ckpt: no network is run; optical flow and the appearance memory segment the video")
-    elif realtime:
-        settings = RealtimeSettings(threads=threads)
-        prepare_realtime(
+    else:
+        settings = preset_runtime(args.preset, threads)
+        prepare_runtime(
             model,
             for_onnx(settings) if args.backend == "onnx" else settings,
             config.cascade.min_candidate_score,

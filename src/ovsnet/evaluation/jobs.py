@@ -377,6 +377,7 @@ def run_evaluation(
             "fps": r.fps,
             "skipped": r.skipped,
             "path_counts": dict(r.path_counts),
+            "detected_frames": r.detected_frames,
             "lost_while_visible": lost.get(r.name, (0, 0))[0],
         }
         for r in results

@@ -40,7 +40,8 @@ BASELINES = ("copy", "flow")
 
 
 def summarize_results(results: Sequence[SequenceResult]) -> dict[str, Any]:
-    """Totals over sequences: frames, seconds, fps, path counts and fractions, per-stage ms per frame.
+    """Totals over sequences: frames, seconds, fps, path counts and fractions, the frames the detector ran on,
+    per-stage ms per frame.
 
     Skipped (already done) sequences count with the figures stored in their ``.done`` markers.
     """
@@ -60,6 +61,7 @@ def summarize_results(results: Sequence[SequenceResult]) -> dict[str, Any]:
         "seconds": seconds,
         "fps": frames / seconds if seconds > 0 else 0.0,
         "path_counts": dict(counts),
+        "detected_frames": sum(r.detected_frames for r in results),
         "path_fractions": {k: (v / decisions if decisions else 0.0) for k, v in counts.items()},
         "timings_ms_per_frame": {k: 1000.0 * v / max(frames, 1) for k, v in timings.items()},
     }

@@ -26,9 +26,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ovsnet.data.io import DataError
+from ovsnet.inference.runtime import fold_batchnorm_checked
 from ovsnet.inference.settings import AppearanceSettings
 
-__all__ = ["AppearanceMemory", "band_pixels", "correct_masks", "dilate"]
+__all__ = [
+    "AppearanceMemory",
+    "Window",
+    "band_pixels",
+    "bounding_window",
+    "correct_masks",
+    "dilate",
+    "first_argmax",
+    "resize_window",
+]
+
+# rows y0:y1 and columns x0:x1 of a frame
+Window = tuple[int, int, int, int]
 
 # levels of the trunk whose features are matched: strides 4 and 8 (finer levels fix outlines, coarser
 # ones tell objects apart; both are upsampled to the stride-4 grid and concatenated)
@@ -48,7 +61,10 @@ def _frozen_trunk(backbone: str) -> nn.Module:
     # a third less time)
     last = max(int(name.rsplit(".", 1)[-1]) for name in trunk.feature_info.module_name())
     trunk.blocks = trunk.blocks[: last + 1]
-    return trunk
+    # frozen: its BN folded into the convolutions and channels-last memory, 41 -> 14 ms a 256x455 frame on
+    # 2 CPU threads (the same features up to float rounding)
+    fold_batchnorm_checked(trunk)
+    return trunk.to(memory_format=torch.channels_last)
 
 
 def dilate(masks: Tensor, radius: int) -> Tensor:
@@ -67,6 +83,39 @@ def dilate(masks: Tensor, radius: int) -> Tensor:
         return torch.from_numpy(np.stack(grown)) > 0
     rows = F.max_pool2d(masks[:, None].float(), (1, size), stride=1, padding=(0, radius))
     return F.max_pool2d(rows, (size, 1), stride=1, padding=(radius, 0))[:, 0] > 0
+
+
+def bounding_window(mask: Tensor) -> Window | None:
+    """The smallest window (y0, y1, x0, x1) holding every true pixel of an (H, W) mask; None when it is empty."""
+    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    if len(rows) == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _bilinear_axis(size_in: int, size_out: int, start: int, stop: int, device: torch.device):
+    """Source indices and weights of output positions start:stop, as ``F.interpolate`` (bilinear,
+    ``align_corners=False``) computes them: source = (i + 0.5) * in / out - 0.5, clamped at 0."""
+    i = torch.arange(start, stop, device=device, dtype=torch.float32)
+    src = ((i + 0.5) * (size_in / size_out) - 0.5).clamp(min=0.0)
+    low = src.floor().long().clamp(max=size_in - 1)
+    high = (low + 1).clamp(max=size_in - 1)
+    frac = src - low
+    return low, high, frac
+
+
+def resize_window(grid: Tensor, size: tuple[int, int], window: Window) -> Tensor:
+    """The ``window`` of ``F.interpolate(grid[None], size, mode="bilinear", align_corners=False)[0]`` for a
+    (C, h, w) grid, computing only its pixels (the same values up to float rounding).
+
+    The appearance probabilities are needed only around the masks: upsampling the whole grid to 854x480 and
+    correcting every pixel cost more than the matching itself.
+    """
+    y0, y1, x0, x1 = window
+    top, bottom, fy = _bilinear_axis(grid.shape[-2], size[0], y0, y1, grid.device)
+    left, right, fx = _bilinear_axis(grid.shape[-1], size[1], x0, x1, grid.device)
+    rows = grid[:, top] * (1.0 - fy)[:, None] + grid[:, bottom] * fy[:, None]
+    return rows[:, :, left] * (1.0 - fx) + rows[:, :, right] * fx
 
 
 class AppearanceMemory:
@@ -116,7 +165,7 @@ class AppearanceMemory:
         size = (max(16, round(h * scale)), max(16, round(w * scale)))
         x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None].float()
         x = (F.interpolate(x, size=size, mode="bilinear", align_corners=False) - 127.0) / 128.0
-        levels = self.trunk(x)
+        levels = self.trunk(x.contiguous(memory_format=torch.channels_last))
         grid = levels[0].shape[-2:]
         parts = [
             F.normalize(F.interpolate(f, size=grid, mode="bilinear", align_corners=False), dim=1)
@@ -149,10 +198,17 @@ class AppearanceMemory:
             self.memory[label] = vectors[:, chosen].clone()
 
     @torch.inference_mode()
-    def probabilities(self, frame: np.ndarray, ids: list[int], region: Tensor | None = None) -> Tensor:
+    def probabilities(
+        self,
+        frame: np.ndarray,
+        ids: list[int],
+        region: Tensor | None = None,
+        window: Window | None = None,
+    ) -> Tensor:
         """(1 + K, H, W) probabilities of background and of each object in ``ids`` per pixel of ``frame``.
 
         ``region`` (H, W) bool: only those pixels are matched (the rest get uniform probabilities).
+        ``window`` (y0, y1, x0, x1): only those pixels are returned, (1 + K, y1 - y0, x1 - x0).
         """
         missing = [i for i in ids if i not in self.memory]
         if missing:
@@ -179,6 +235,8 @@ class AppearanceMemory:
                 sim = picked @ bank
                 scores[j, where] = sim.topk(min(self.top_k, bank.shape[1]), dim=1).values.mean(1)
         probs = torch.softmax(scores / self.temperature, dim=0).reshape(len(labels), h, w)
+        if window is not None:
+            return resize_window(probs, frame.shape[:2], window)
         return F.interpolate(probs[None], size=frame.shape[:2], mode="bilinear", align_corners=False)[0]
 
 
@@ -204,8 +262,20 @@ def correct_masks(probs: Tensor, appearance: Tensor, allowed: Tensor, prior_powe
     prior = torch.cat([(1.0 - probs.max(0).values)[None], probs]).clamp(min=PRIOR_FLOOR)
     gate = torch.cat([torch.ones_like(allowed[:1]), allowed]).float()
     score = appearance * gate * prior.pow(prior_power)
-    winner = score.argmax(0)
+    winner = first_argmax(score)
     return torch.stack([winner == k + 1 for k in range(len(probs))]).float()
+
+
+def first_argmax(scores: Tensor) -> Tensor:
+    """``scores.argmax(0)`` of a (L, H, W) tensor (the first of equal maxima), for a few labels: one
+    element-wise pass per label instead of a reduction across the outer dimension, which took 21 ms for two
+    labels at 854x480 on a CPU."""
+    best, winner = scores[0].clone(), torch.zeros(scores.shape[1:], dtype=torch.long, device=scores.device)
+    for label in range(1, len(scores)):
+        better = scores[label] > best
+        winner[better] = label
+        best = torch.maximum(best, scores[label])
+    return winner
 
 
 def band_pixels(frame_shape: tuple[int, ...], fraction: float) -> int:

@@ -50,6 +50,7 @@ __all__ = [
     "associate",
     "box_intersection",
     "box_mask_iou",
+    "coast",
     "reid_scores",
     "update_state",
 ]
@@ -289,6 +290,19 @@ def associate(
             masks[k], float(areas[k]), states[k], config, None if blind else float(support[k]), detector_alive
         )
         for k in range(num_objects)
+    ]
+
+
+def coast(templates: torch.Tensor, states: Sequence[TrackState], config: InferenceSettings) -> list[Decision]:
+    """Decisions for a frame the detector did not see (``detector.every``): each present object follows flow,
+    unless its warped mask fell under ``cascade.min_flow_area``; an absent object stays absent. Without
+    candidates there is no evidence either way, so the caller leaves the flow objects' states as they were."""
+    areas = (templates > 0.5).flatten(1).sum(1).float().cpu().numpy()
+    return [
+        Decision("flow", flow_area=float(area))
+        if state.present and config.cascade.use_flow and area >= config.cascade.min_flow_area
+        else Decision("absent")
+        for state, area in zip(states, areas, strict=True)
     ]
 
 

@@ -42,6 +42,7 @@ class SequenceResult:
     decisions: list[dict[int, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     skipped: bool = False
+    detected_frames: int = 0  # frames after the first the detector ran on (inference.detector.every)
 
 
 @contextlib.contextmanager
@@ -135,6 +136,7 @@ def segment_sequence(
         path_counts=dict(segmenter.path_counts),
         decisions=list(segmenter.decisions),
         timings=dict(segmenter.timings),
+        detected_frames=getattr(segmenter, "detected_frames", 0),  # baselines run no detector
     )
     _write_done(out, result)
     logger.info(

@@ -1,8 +1,10 @@
 """One-pass online video object segmentation: a stateful per-video object around an OVSNet model.
 
-Per frame: one detector pass, flow from the previous frame at reduced resolution, the association cascade
-at reduced resolution, MGA refinement of the chosen objects only, the appearance correction of every mask
-(features matched against the first frame) and a merge into one label map. The
+Per frame: a detector pass on key frames (``inference.detector.every``, and every frame while an object is
+lost), flow from the previous frame at reduced resolution, the association cascade at reduced resolution (on
+frames between key frames every present object follows flow), MGA refinement of the chosen objects only, the
+appearance correction of every mask (features matched against the first frame) and a merge into one label
+map. The
 state is the previous frame, its label map and bounded Re-ID banks: O(1) in video length. Templates are
 warped at the reduced IoU resolution; only flow-path objects are warped at full resolution.
 The segmenter never looks ahead. It needs only :class:`~ovsnet.inference.protocol.SegmenterModel` from
@@ -25,7 +27,13 @@ from torchvision.ops import masks_to_boxes
 
 from ovsnet.data.io import DataError
 from ovsnet.data.sequence import object_ids_of
-from ovsnet.inference.appearance import AppearanceMemory, band_pixels, correct_masks, dilate
+from ovsnet.inference.appearance import (
+    AppearanceMemory,
+    band_pixels,
+    bounding_window,
+    correct_masks,
+    dilate,
+)
 from ovsnet.inference.cascade import (
     PATHS,
     Decision,
@@ -33,6 +41,7 @@ from ovsnet.inference.cascade import (
     associate,
     box_intersection,
     box_mask_iou,
+    coast,
     update_state,
 )
 from ovsnet.inference.flow import FlowEstimator, build_flow, resize_flow, warp
@@ -46,6 +55,13 @@ __all__ = ["STAGES", "VideoSegmenter"]
 logger = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("detect", "flow", "cascade", "mga", "appearance", "merge")
+
+
+def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(K,) IoU of paired boolean masks (K, H, W); two empty masks agree (IoU 1)."""
+    inter = (a & b).flatten(1).sum(1).float()
+    union = (a | b).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(inter))
 
 
 class VideoSegmenter:
@@ -93,6 +109,8 @@ class VideoSegmenter:
         # whether the detector has returned a usable candidate in this video (first frame included): only
         # then is a frame without any candidate evidence that objects left (see AbsenceSettings)
         self._detector_alive = False
+        self._since_detection = 0  # frames since the detector last ran (inference.detector.every)
+        self.detected_frames = 0  # frames after the first on which the detector ran
         self._prev_frame: np.ndarray | None = None
         self._prev_labels: torch.Tensor | None = None  # (H, W) uint8 on the device
         self._last_features: Any = None
@@ -220,13 +238,18 @@ class VideoSegmenter:
         if self._size is None:
             raise DataError("step called before start(); give the first frame and its mask to start()")
         frame = self._check_frame(frame, f"frame {self.frame_index + 1}")
-        with self._timed("detect"):
-            det = self._detect(frame)
+        det = None
+        if self._detection_due():
+            with self._timed("detect"):
+                det = self._detect(frame)
         with self._timed("flow"):
             flow = self._flow(self._prev_frame, frame)
             templates = self._templates(flow)
         with self._timed("cascade"):
-            cand, decisions = self._cascade(det, templates)
+            if det is None:  # a frame between key frames: no candidates
+                cand, decisions = {"embeddings": None}, coast(templates, self._states, self.config)
+            else:
+                cand, decisions = self._cascade(det, templates)
         with self._timed("mga"):
             probs = self._refine(det, cand, flow, decisions)
         if self._appearance is not None:
@@ -234,12 +257,25 @@ class VideoSegmenter:
                 probs = self._correct(frame, probs)
         with self._timed("merge"):
             labels = self._merge(probs)
-        self._update(cand, decisions)
-        self._prev_frame, self._last_features = frame, det.features
+        self._update(cand, decisions, detected=det is not None)
+        self._prev_frame, self._last_features = frame, None if det is None else det.features
         self.frame_index += 1
         return labels
 
     # ------------------------------------------------------------------ per-frame stages
+    def _detection_due(self) -> bool:
+        """Whether the detector runs on the next frame (``inference.detector.every``): always with ``every=1``
+        or without the Flow path; else on key frames, and on every frame while an object is lost."""
+        every = self.config.detector.every
+        due = (
+            every <= 1
+            or not self.config.cascade.use_flow
+            or self._since_detection + 1 >= every
+            or not all(state.present for state in self._states)
+        )
+        self._since_detection = 0 if due else self._since_detection + 1
+        return due
+
     def _small_size(self) -> tuple[int, int]:
         h, w = self._size
         return max(1, round(h * self.config.cascade.iou_scale)), max(
@@ -322,9 +358,10 @@ class VideoSegmenter:
         return iou
 
     def _refine(
-        self, det: FrameDetections, cand: dict[str, Any], flow: np.ndarray, decisions: list[Decision]
+        self, det: FrameDetections | None, cand: dict[str, Any], flow: np.ndarray, decisions: list[Decision]
     ) -> torch.Tensor:
-        """Full-resolution probabilities per object: MGA on the chosen candidates / flow templates only."""
+        """Full-resolution probabilities per object: MGA on the chosen candidates / flow templates only (none
+        on a frame the detector did not see: MGA reads its features)."""
         probs = torch.zeros((len(decisions), *self._size), dtype=torch.float32, device=self.device)
         chosen = [k for k, d in enumerate(decisions) if d.candidate is not None]
         flowed = [k for k, d in enumerate(decisions) if d.path == "flow"]
@@ -343,7 +380,7 @@ class VideoSegmenter:
             if flowed:
                 full = self._warp_full(flowed, flow).to(self.device).float()
                 nonempty = (full > 0.5).flatten(1).any(1)  # masks_to_boxes needs a pixel per mask
-                if self.config.mga.enabled and bool(nonempty.any()):
+                if det is not None and self.config.mga.enabled and bool(nonempty.any()):
                     keep = full[nonempty]
                     refined = self.model.refine_image_masks(det.features, masks_to_boxes(keep > 0.5), keep)
                     full[nonempty] = self._accept_refinement(keep, refined.float().to(self.device))
@@ -353,10 +390,18 @@ class VideoSegmenter:
     def _correct(self, frame: np.ndarray, probs: torch.Tensor) -> torch.Tensor:
         """Every mask's outline corrected by appearance, within a band around where the cascade put it."""
         allowed = dilate(probs > 0.5, band_pixels(self._size, self.config.appearance.band))
-        if not bool(allowed.any()):
+        region = allowed.any(0)
+        window = bounding_window(region)
+        if window is None:
             return probs  # every object absent: nothing to match
-        looks = self._appearance.probabilities(frame, self.object_ids, allowed.any(0))
-        return correct_masks(probs, looks.to(probs.device), allowed, self.config.appearance.prior_power)
+        # outside every band no object may take a pixel: only the bands' bounding window is corrected
+        y0, y1, x0, x1 = window
+        looks = self._appearance.probabilities(frame, self.object_ids, region, window).to(probs.device)
+        corrected = torch.zeros_like(probs)
+        corrected[:, y0:y1, x0:x1] = correct_masks(
+            probs[:, y0:y1, x0:x1], looks, allowed[:, y0:y1, x0:x1], self.config.appearance.prior_power
+        )
+        return corrected
 
     def _accept_refinement(self, proposal: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
         """MGA's masks where they agree with the masks they refine (IoU >= ``mga.min_iou``), else the input;
@@ -365,10 +410,7 @@ class VideoSegmenter:
         MGA is trained on the detector's own masks and training objects; on a warped mask or an unfamiliar
         object it can return something unrelated. Refinement may sharpen the mask, never replace it.
         """
-        a, b = proposal > 0.5, refined > 0.5
-        inter = (a & b).flatten(1).sum(1).float()
-        union = (a | b).flatten(1).sum(1).float()
-        iou = torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(inter))
+        iou = _paired_iou(proposal > 0.5, refined > 0.5)
         weight = self.config.mga.weight
         blended = refined if weight >= 1.0 else weight * refined + (1.0 - weight) * proposal
         return torch.where((iou >= self.config.mga.min_iou)[:, None, None], blended, proposal)
@@ -379,14 +421,17 @@ class VideoSegmenter:
         self._prev_labels = labels
         return labels.cpu().numpy()
 
-    def _update(self, cand: dict[str, Any], decisions: list[Decision]) -> None:
-        """Bank updates, track states and the decision log."""
+    def _update(self, cand: dict[str, Any], decisions: list[Decision], detected: bool = True) -> None:
+        """Bank updates, track states and the decision log. On a frame the detector did not see, only a lost
+        object changes state (no candidate was there to support or contradict the others)."""
         update_paths = {"iou": ("iou",), "iou+reid": ("iou", "reid"), "none": ()}[self.config.reid.update]
+        self.detected_frames += int(detected)
         for k, d in enumerate(decisions):
             if d.path in update_paths and cand["embeddings"] is not None:
                 self._banks[k].add(cand["embeddings"][d.candidate].float())
             if d.path == "absent" and self._states[k].present:
                 logger.debug("object %d lost at frame %d", self.object_ids[k], self.frame_index + 1)
-            self._states[k] = update_state(self._states[k], d, self.config.absence.support_iou)
+            if detected or d.path == "absent":
+                self._states[k] = update_state(self._states[k], d, self.config.absence.support_iou)
             self.path_counts[d.path] += 1
         self.decisions.append({obj: d.path for obj, d in zip(self.object_ids, decisions, strict=True)})

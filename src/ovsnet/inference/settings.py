@@ -6,7 +6,8 @@
 - ``reid``: the Re-ID path and its bank (``rho``, the 30% rule, which detections join the bank);
 - ``mga``: MGA's refinement and the guard that keeps it only where it agrees with its input;
 - ``appearance``: the appearance memory that corrects every mask's outline (``backbone=None``: off);
-- ``absence``: the rule that declares an object absent when no detection supports its warped mask.
+- ``absence``: the rule that declares an object absent when no detection supports its warped mask;
+- ``detector``: on which frames the detector runs (every frame, or key frames and frames in doubt).
 
 :func:`resolve` is the one merge, used by evaluate.py, ``ovsnet-video`` and the validation callback:
 a preset's values (``conf/inference/*.yaml``, which state only what differs from these defaults) < the
@@ -34,6 +35,7 @@ __all__ = [
     "AbsenceSettings",
     "AppearanceSettings",
     "CascadeSettings",
+    "DetectorSettings",
     "InferenceSettings",
     "MGASettings",
     "ReIDSettings",
@@ -170,6 +172,27 @@ class AbsenceSettings:
 
 
 @dataclass
+class DetectorSettings:
+    """On which frames the detector (and so the IoU and Re-ID paths and MGA) runs.
+
+    ``every=1``: every frame (the paper, ``inference=paper``). ``every=n``: every n-th frame, and on every frame
+    while an object is lost (the Re-ID path needs candidates to bring it back). The default 8 gave the same J&F
+    as every frame on the demo's videos and on six held-out DAVIS 2016 videos, with an eighth of the
+    detector's cost (docs/benchmarks.md, "Real-video speed"); a checkpoint whose IoU path replaces drifted
+    masks more often may store a smaller one. On the frames between, each present object
+    follows flow and the appearance memory, and nothing counts as evidence of absence. Flow and appearance
+    disagreeing was measured as a trigger too and left out: the appearance memory moves 10-35% of a mask's
+    pixels on most frames of real video, so it fired on nearly every frame without changing a mask.
+    """
+
+    every: int = 8
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"inference.detector.every must be >= 1, got {self.every}")
+
+
+@dataclass
 class InferenceSettings:
     """All inference settings, one section per part of the segmenter (the defaults are the tuned ones)."""
 
@@ -178,6 +201,7 @@ class InferenceSettings:
     mga: MGASettings = field(default_factory=MGASettings)
     appearance: AppearanceSettings = field(default_factory=AppearanceSettings)
     absence: AbsenceSettings = field(default_factory=AbsenceSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
 
     @property
     def candidate_iou_floor(self) -> float:

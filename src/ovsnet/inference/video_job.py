@@ -170,6 +170,7 @@ def _summary(
         "seconds": result.seconds,
         "fps": result.fps,
         "path_counts": dict(result.path_counts),
+        "detected_frames": result.detected_frames,
         "timings": dict(result.timings),
         "timings_ms_per_frame": {k: 1000.0 * v / frames for k, v in result.timings.items()},
         "device": device,

@@ -1,5 +1,5 @@
-"""The ``realtime`` preset's model preparation: one thread setting, BN folded, test-time counts sized to the
-objects tracked, masks only for candidates the cascade can use.
+"""How ``ovsnet-video`` prepares a loaded model for its preset: one thread setting, BN folded, masks only for
+candidates the cascade can use, and with ``--preset realtime`` test-time counts sized to the objects tracked.
 
 Why each step (measured on the EfficientNet-Lite0 detector at 240x427, see ``bench/realtime_cpu.py``):
 
@@ -12,8 +12,12 @@ Why each step (measured on the EfficientNet-Lite0 detector at 240x427, see ``ben
   trunk went from 50 to 27 ms at 1 thread);
 - ``torch.set_num_threads`` is a process-wide setting: set it once, before the first frame.
 
+The ``default`` preset keeps 500 proposals (torchvision's 1000 cost twice the box head; 300 cost a small bird
+its re-detection on DAVIS, mallard-fly -0.01 J&F; docs/benchmarks.md, "Real-video speed") and the model's
+detection counts.
 Everything here changes a loaded model in place and leaves its weights' meaning unchanged: the same
-checkpoint without :func:`prepare_realtime` is the default inference.
+checkpoint without :func:`prepare_runtime` (as ``evaluate.py`` runs it) gives the same masks up to float
+rounding with the default preset's preparation.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from torchvision.ops import FrozenBatchNorm2d
 
 __all__ = [
     "BACKENDS",
-    "RealtimeSettings",
+    "RuntimeSettings",
     "fold_batchnorm",
+    "fold_batchnorm_checked",
     "for_onnx",
     "load_backend",
-    "prepare_realtime",
+    "prepare_runtime",
+    "preset_runtime",
     "set_threads",
     "size_test_time",
 ]
@@ -42,11 +48,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RealtimeSettings:
-    """Runtime choices of the ``realtime`` preset (not cascade values: those are ``conf/inference/realtime``).
+class RuntimeSettings:
+    """Runtime choices of a preset (not inference settings: those are ``conf/inference/<preset>.yaml``).
 
-    The counts are the test-time values of ``conf/model/realtime.yaml``; they are applied to any loaded
-    checkpoint, so a model trained with the default counts runs with these too.
+    The defaults are the ``realtime`` preset's: its counts are the test-time values of
+    ``conf/model/realtime.yaml``, applied to any loaded checkpoint, so a model trained with the default counts
+    runs with these too. A count of None keeps the model's own.
     """
 
     threads: int | None = 2
@@ -54,12 +61,32 @@ class RealtimeSettings:
     # the detector in channels-last (NHWC) memory: its folded pass ~28% faster at 240x427 on 2 threads, 13% on
     # 1; MGA's small crops are not (slower on 1 thread), so MGA stays NCHW
     channels_last: bool = True
-    rpn_pre_nms_top_n: int = 150
-    rpn_post_nms_top_n: int = 50
-    detections_per_img: int = 10
+    rpn_pre_nms_top_n: int | None = 150
+    rpn_post_nms_top_n: int | None = 50
+    detections_per_img: int | None = 10
 
 
-def for_onnx(settings: RealtimeSettings) -> RealtimeSettings:
+# the default preset's proposals after NMS (torchvision's test-time default is 1000): the box head over them
+# was two thirds of a detector pass; 500 gave the same masks on held-out DAVIS videos, 300 lost a small bird
+DEFAULT_PRESET_PROPOSALS = 500
+
+
+def preset_runtime(preset: str, threads: int | None) -> RuntimeSettings:
+    """The preparation of ``ovsnet-video --preset <preset>``: ``realtime`` sizes the counts to a few objects;
+    any other keeps :data:`DEFAULT_PRESET_PROPOSALS` proposals and the model's other counts (they decide which
+    small objects are found). Both fold BN, run the detector channels-last and mask only candidates the
+    cascade can use."""
+    if preset == "realtime":
+        return RuntimeSettings(threads=threads)
+    return RuntimeSettings(
+        threads=threads,
+        rpn_pre_nms_top_n=None,
+        rpn_post_nms_top_n=DEFAULT_PRESET_PROPOSALS,
+        detections_per_img=None,
+    )
+
+
+def for_onnx(settings: RuntimeSettings) -> RuntimeSettings:
     """The settings for PyTorch's part of the ONNX Runtime backend (the sessions get ``settings.threads``).
 
     ONNX Runtime fuses BN itself; PyTorch keeps one thread for the RoI glue between sessions: its OpenMP
@@ -124,9 +151,9 @@ def fold_batchnorm(module: nn.Module) -> int:
     """Fold every eval-mode BN into the ``Conv2d`` registered just before it in the same parent; returns the
     number folded. For inference only: the model must be in eval mode (a training BN has no fixed affine).
 
-    Registration order is forward order in torchvision's and timm's CNNs; :func:`prepare_realtime` checks the
-    folded network's output against the original, so a module that registers layers out of order fails loudly
-    instead of computing something else.
+    Registration order is forward order in torchvision's and timm's CNNs; :func:`fold_batchnorm_checked` checks
+    the folded network's output against the original, so a module that registers layers out of order fails
+    loudly instead of computing something else.
     """
     if module.training:
         raise ValueError("fold_batchnorm needs an eval-mode module (call .eval() first)")
@@ -146,13 +173,14 @@ def fold_batchnorm(module: nn.Module) -> int:
 
 def size_test_time(
     model: nn.Module,
-    rpn_pre_nms_top_n: int,
-    rpn_post_nms_top_n: int,
-    detections_per_img: int,
+    rpn_pre_nms_top_n: int | None,
+    rpn_post_nms_top_n: int | None,
+    detections_per_img: int | None,
     min_score: float | None = None,
 ) -> None:
-    """Set the detector's test-time proposal / detection counts; with ``min_score``, drop detections scoring
-    under it before the mask and Re-ID heads (the cascade's ``cascade.min_candidate_score``: it keeps none of them).
+    """Set the detector's test-time proposal / detection counts (None: keep that one); with ``min_score``, drop
+    detections scoring under it before the mask and Re-ID heads (the cascade's ``cascade.min_candidate_score``:
+    it keeps none of them).
 
     torchvision keeps scores ``> score_thresh``, the cascade ``>= cascade.min_candidate_score``, both comparing float32
     scores with the value rounded to float32: the threshold is the float32 just below, so both keep the same
@@ -165,44 +193,57 @@ def size_test_time(
         ("rpn_post_nms_top_n", rpn_post_nms_top_n),
         ("detections_per_img", detections_per_img),
     ):
-        if value < 1:
+        if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    rpn._pre_nms_top_n["testing"] = rpn_pre_nms_top_n
-    rpn._post_nms_top_n["testing"] = rpn_post_nms_top_n
-    heads.detections_per_img = detections_per_img
+    if rpn_pre_nms_top_n is not None:
+        rpn._pre_nms_top_n["testing"] = rpn_pre_nms_top_n
+    if rpn_post_nms_top_n is not None:
+        rpn._post_nms_top_n["testing"] = rpn_post_nms_top_n
+    if detections_per_img is not None:
+        heads.detections_per_img = detections_per_img
     if min_score is not None:
         below = torch.nextafter(torch.tensor(float(min_score)), torch.tensor(-math.inf))
         heads.score_thresh = max(float(heads.score_thresh), float(below))
 
 
+def _outputs(out: Tensor | dict[str, Tensor] | list[Tensor] | tuple[Tensor, ...]) -> dict[str, Tensor]:
+    if isinstance(out, Tensor):
+        return {"0": out}
+    items = out.items() if isinstance(out, dict) else enumerate(out)
+    return {str(k): v.detach().clone() for k, v in items}
+
+
 @torch.no_grad()
-def _check_fold(backbone: nn.Module, before: dict[str, Tensor], probe: Tensor) -> None:
-    after = backbone(probe)
-    for key, ref in before.items():
-        err = float((after[key] - ref).abs().max())
-        tol = 1e-3 * max(1.0, float(ref.abs().max()))
+def fold_batchnorm_checked(module: nn.Module, probe_module: nn.Module | None = None) -> int:
+    """:func:`fold_batchnorm` on ``module``, then ``probe_module`` (default: ``module``; a tensor, a dict or a
+    list of tensors out) checked on a random 64x64 image against its output before folding; returns the
+    number folded. A module that registers its layers out of forward order fails here, loudly."""
+    probe_module = module if probe_module is None else probe_module
+    probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    before = _outputs(probe_module(probe))
+    count = fold_batchnorm(module)
+    for key, ref in _outputs(probe_module(probe)).items():
+        err = float((ref - before[key]).abs().max())
+        tol = 1e-3 * max(1.0, float(before[key].abs().max()))
         if err > tol:
             raise RuntimeError(
-                f"folding BN changed the backbone's level {key!r} output by {err:.3g} (> {tol:.3g}): "
-                "a module registers its layers out of forward order; use fold_bn=False"
+                f"folding BN changed the output {key!r} of {type(probe_module).__name__} by {err:.3g} "
+                f"(> {tol:.3g}): a module registers its layers out of forward order; use fold_bn=False"
             )
+    return count
 
 
-def prepare_realtime(
-    model: nn.Module, settings: RealtimeSettings | None = None, min_score: float | None = None
+def prepare_runtime(
+    model: nn.Module, settings: RuntimeSettings | None = None, min_score: float | None = None
 ) -> nn.Module:
-    """Prepare a loaded OVSNet for the ``realtime`` preset in place (threads, BN folding checked against
-    the unfolded output, test-time counts, score threshold, memory format); returns it in eval mode."""
-    settings = settings or RealtimeSettings()
+    """Prepare a loaded OVSNet for a preset in place (threads, BN folding checked against the unfolded output,
+    test-time counts, score threshold, memory format; :func:`preset_runtime`); returns it in eval mode."""
+    settings = settings or RuntimeSettings()
     set_threads(settings.threads)
     model.eval()
     detector = getattr(model, "detector", model)
     if settings.fold_bn:
-        probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            before = {k: v.clone() for k, v in detector.backbone(probe).items()}
-        count = fold_batchnorm(model)
-        _check_fold(detector.backbone, before, probe)
+        count = fold_batchnorm_checked(model, detector.backbone)
         log.info("folded %d BN layers into their convolutions", count)
     size_test_time(
         model,
@@ -222,7 +263,7 @@ BACKENDS: tuple[str, ...] = ("torch", "onnx")
 def load_backend(
     path: str | os.PathLike,
     backend: str = "torch",
-    settings: RealtimeSettings | None = None,
+    settings: RuntimeSettings | None = None,
     min_score: float | None = None,
     trust: bool = False,
     threads: int | None = None,
@@ -246,4 +287,4 @@ def load_backend(
         from ovsnet.models.loading import load_model
 
         model = load_model(path, trust=trust, trust_flag="--trust-checkpoint")
-    return prepare_realtime(model, settings, min_score) if settings is not None else model
+    return prepare_runtime(model, settings, min_score) if settings is not None else model
