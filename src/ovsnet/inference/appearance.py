@@ -233,7 +233,8 @@ class AppearanceMemory:
                     scores[j, where] = -1.0
                     continue
                 sim = picked @ bank
-                scores[j, where] = sim.topk(min(self.top_k, bank.shape[1]), dim=1).values.mean(1)
+                best = sim.topk(min(self.top_k, bank.shape[1]), dim=1, sorted=False)  # a mean needs no order
+                scores[j, where] = best.values.mean(1)
         probs = torch.softmax(scores / self.temperature, dim=0).reshape(len(labels), h, w)
         if window is not None:
             return resize_window(probs, frame.shape[:2], window)
