@@ -106,7 +106,7 @@ def _args(assets: dict[str, Path], out: Path, **overrides: object) -> list[str]:
 
 def test_main_segments_an_mp4(assets: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert main(_args(assets, out, rho_iou=0.4, fps=7)) == 0
+    assert main(_args(assets, out, rho_iou=0.4, fps=7, detect_every=2)) == 0
     masks = sorted((out / "masks").glob("*.png"))
     assert [p.name for p in masks] == [f"{t:05d}.png" for t in range(N)]
     assert all(read_label_map(p).shape == (H, W) for p in masks)
@@ -120,6 +120,7 @@ def test_main_segments_an_mp4(assets: dict[str, Path], tmp_path: Path) -> None:
     assert summary["frames"] == N and summary["fps"] > 0 and summary["overlay_fps"] == 7
     assert summary["inference"]["cascade"]["rho_iou"] == 0.4 and summary["inference"]["reid"]["rho"] == 2.3
     assert sum(summary["path_counts"].values()) == N - 1  # one object, one decision per later frame
+    assert summary["inference"]["detector"]["every"] == 2 and 2 <= summary["detected_frames"] <= N - 1
     assert set(summary["timings"]) == {"detect", "flow", "cascade", "mga", "appearance", "merge"}
     hidden = [p.name for p in out.rglob(".*") if p.name != ".done"]
     assert hidden == []  # no temporary files left behind
@@ -394,3 +395,11 @@ def test_no_checkpoint_segments_with_flow_and_appearance(
     assert (last.astype(bool) & moved).sum() / (
         last.astype(bool) | moved
     ).sum() > 0.5  # it followed the square
+
+
+def test_a_bad_detect_every_names_its_key(
+    assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A usage error (argparse's usage, then one error line naming the setting), exit code 2."""
+    err = _fails(_args(assets, tmp_path / "out", detect_every=0), capsys, 2)
+    assert err.strip().splitlines()[-1].endswith("inference.detector.every must be >= 1, got 0")

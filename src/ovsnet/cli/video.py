@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{ReIDSettings.rho:g})",
     )
     parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=None,
+        help="run the detector on every N-th frame and on every frame while an object is lost, "
+        "inference.detector.every (default: the preset's, 8 or 16 with --preset realtime; 1: every frame)",
+    )
+    parser.add_argument(
         "--fps",
         type=float,
         default=None,
@@ -322,7 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = _load_network(args, threads)
     source = f"--onnx {args.onnx}" if args.ckpt is None else f"--ckpt {args.ckpt}"
     given = {
-        k: v for k, v in (("cascade.rho_iou", args.rho_iou), ("reid.rho", args.rho_reid)) if v is not None
+        k: v
+        for k, v in (
+            ("cascade.rho_iou", args.rho_iou),
+            ("reid.rho", args.rho_reid),
+            ("detector.every", args.detect_every),
+        )
+        if v is not None
     }
     try:
         config, preset_flow = _cascade(args.preset, _stored_settings(args), given)
