@@ -93,7 +93,9 @@ def bounding_window(mask: Tensor) -> Window | None:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def _bilinear_axis(size_in: int, size_out: int, start: int, stop: int, device: torch.device):
+def _bilinear_axis(
+    size_in: int, size_out: int, start: int, stop: int, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
     """Source indices and weights of output positions start:stop, as ``F.interpolate`` (bilinear,
     ``align_corners=False``) computes them: source = (i + 0.5) * in / out - 0.5, clamped at 0."""
     i = torch.arange(start, stop, device=device, dtype=torch.float32)
