@@ -68,6 +68,7 @@ class _Tracker:
     """State and bookkeeping shared by the baselines (the attributes the dataset runner reads)."""
 
     path = "copy"
+    detected_frames = 0  # no detector runs
 
     def __init__(self) -> None:
         self.reset()

@@ -136,7 +136,7 @@ def segment_sequence(
         path_counts=dict(segmenter.path_counts),
         decisions=list(segmenter.decisions),
         timings=dict(segmenter.timings),
-        detected_frames=getattr(segmenter, "detected_frames", 0),  # baselines run no detector
+        detected_frames=segmenter.detected_frames,
     )
     _write_done(out, result)
     logger.info(

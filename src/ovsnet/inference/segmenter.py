@@ -57,13 +57,6 @@ logger = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("detect", "flow", "cascade", "mga", "appearance", "merge")
 
 
-def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(K,) IoU of paired boolean masks (K, H, W); two empty masks agree (IoU 1)."""
-    inter = (a & b).flatten(1).sum(1).float()
-    union = (a | b).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(inter))
-
-
 class VideoSegmenter:
     """Segments one video at a time: ``start`` on the annotated first frame, then ``step`` per frame.
 
@@ -265,7 +258,8 @@ class VideoSegmenter:
     # ------------------------------------------------------------------ per-frame stages
     def _detection_due(self) -> bool:
         """Whether the detector runs on the next frame (``inference.detector.every``): always with ``every=1``
-        or without the Flow path; else on key frames, and on every frame while an object is lost."""
+        or without the Flow path; else on key frames, and on every frame while an object is lost. Counts the
+        frames since the last detection, so call it once per frame."""
         every = self.config.detector.every
         due = (
             every <= 1
@@ -410,7 +404,10 @@ class VideoSegmenter:
         MGA is trained on the detector's own masks and training objects; on a warped mask or an unfamiliar
         object it can return something unrelated. Refinement may sharpen the mask, never replace it.
         """
-        iou = _paired_iou(proposal > 0.5, refined > 0.5)
+        a, b = proposal > 0.5, refined > 0.5
+        inter = (a & b).flatten(1).sum(1).float()
+        union = (a | b).flatten(1).sum(1).float()
+        iou = torch.where(union > 0, inter / union.clamp(min=1.0), torch.ones_like(inter))
         weight = self.config.mga.weight
         blended = refined if weight >= 1.0 else weight * refined + (1.0 - weight) * proposal
         return torch.where((iou >= self.config.mga.min_iou)[:, None, None], blended, proposal)
