@@ -1,5 +1,6 @@
 """Real-video speed at DAVIS's 854x480: the ``default`` and ``realtime`` presets of ``ovsnet-video`` beside DIS
-optical-flow propagation of the first mask on the same frames, with the same threads.
+optical-flow propagation of the first mask on the same frames, with the same threads, and (J&F only beside
+them) copying the first mask and ``ovsnet-video`` without ``--ckpt`` (the same default pipeline, no network).
 
     python bench/realtime_480p.py --ckpt davis16_output/davis16.ckpt                  # photo videos, 480x854
     python bench/realtime_480p.py --ckpt davis16_output/davis16.ckpt --davis-root <DAVIS 480p folder>
@@ -39,7 +40,18 @@ from ovsnet.data.synthetic import generate_dataset
 from ovsnet.data.video_reader import iter_video_frames
 from ovsnet.utils import write_json_atomic
 
-PRESETS = ("default", "realtime")
+# the runs of ovsnet-video, each as "--preset <p>" with the checkpoint, and the default pipeline without it
+# (flow + appearance memory: what the trained network is measured against)
+RUNS = {
+    "default": ("--preset", "default"),
+    "realtime": ("--preset", "realtime"),
+    "no network": ("--preset", "default"),
+}
+LABELS = {
+    "flow": "flow propagation (no model)",
+    "copy": "copy the first mask (no model)",
+    "no network": "ovsnet-video without --ckpt (no network)",
+}
 STAGE_ORDER = ("detect", "appearance", "mga", "flow", "cascade", "merge")
 
 
@@ -88,20 +100,20 @@ def main(argv: list[str] | None = None) -> dict:
         source = f"{len(sequences)} generated photo-realistic videos"
     ckpt = args.ckpt or train_checkpoint(args.work, args.work, 0.0, quick=True)
     runs: dict[str, dict] = {
-        name: {"objects": [], "frames": 0, "seconds": 0.0, "stage_s": {}} for name in PRESETS
+        name: {"objects": [], "frames": 0, "seconds": 0.0, "stage_s": {}} for name in (*RUNS, "flow", "copy")
     }
-    runs["flow"] = {"objects": [], "frames": 0, "seconds": 0.0, "stage_s": {}}
     sizes = set()
     for sequence in sequences:
         video, mask = write_inputs(sequence, args.work / "inputs")
         frames = list(iter_video_frames(video))
         sizes.add(frames[0].shape[:2])
         truth = ground_truth(sequence, len(frames))
-        for preset in PRESETS:
-            out = args.work / preset / sequence.name
-            extra = ["--ckpt", str(ckpt), "--preset", preset, "--no-overlay", "--no-progress"]
+        for name, options in RUNS.items():
+            out = args.work / name.replace(" ", "_") / sequence.name
+            network = [] if name == "no network" else ["--ckpt", str(ckpt)]
+            extra = [*network, *options, "--no-overlay", "--no-progress"]
             masks, summary = run_ovsnet_video(video, mask, out, args.threads, extra)
-            run = runs[preset]
+            run = runs[name]
             run["objects"].append(object_scores(sequence.name, truth, masks))
             run["frames"] += summary["frames"]
             run["seconds"] += summary["seconds"]
@@ -111,11 +123,12 @@ def main(argv: list[str] | None = None) -> dict:
         runs["flow"]["seconds"] += (len(frames) - 1) / fps
         runs["flow"]["frames"] += len(frames) - 1
         runs["flow"]["objects"].append(object_scores(sequence.name, truth, masks))
+        runs["copy"]["objects"].append(object_scores(sequence.name, truth, [truth[0]] * len(frames)))
     rows = {}
     for name, run in runs.items():
         rows[name] = {
             "J&F": j_and_f(run["objects"]),
-            "fps": run["frames"] / max(run["seconds"], 1e-9),
+            "fps": run["frames"] / run["seconds"] if run["seconds"] else None,  # copying is not timed
             "frames": run["frames"],
             "stage_ms": {k: 1000.0 * v / max(run["frames"], 1) for k, v in run["stage_s"].items()},
         }
@@ -125,9 +138,10 @@ def main(argv: list[str] | None = None) -> dict:
     for column in ("run", "J&F", "fps", *(f"{s} ms" for s in stages)):
         table.add_column(column, justify="left" if column == "run" else "right")
     for name, row in rows.items():
-        label = "flow propagation" if name == "flow" else f"ovsnet-video --preset {name}"
+        label = LABELS.get(name, f"ovsnet-video --preset {name}")
         ms = [f"{row['stage_ms'][s]:.1f}" if s in row["stage_ms"] else "" for s in stages]
-        table.add_row(label, f"{row['J&F']:.3f}", f"{row['fps']:.2f}", *ms)
+        fps = "" if row["fps"] is None else f"{row['fps']:.2f}"
+        table.add_row(label, f"{row['J&F']:.3f}", fps, *ms)
     console.print(table)
     ratio = rows["default"]["fps"] / max(rows["flow"]["fps"], 1e-9)
     result = {
