@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from skimage import data as skdata
 
 from ovsnet.data.io import DataError
+from ovsnet.inference import appearance
 from ovsnet.inference.appearance import (
     AppearanceMemory,
     band_pixels,
@@ -110,6 +111,44 @@ def test_memory_tells_real_photographs_apart_after_they_move() -> None:
         memory.probabilities(frame, [1, 7])
     with pytest.raises(DataError, match="object 9 has no pixel"):
         memory.remember(first, first_labels, [9])
+
+
+@pytest.mark.parametrize("window", [(30, 60, 40, 90), (0, 20, 0, 30), (70, H, 100, W), (0, H, 0, W)])
+def test_window_features_are_the_whole_frames_features_around_the_window(window: tuple) -> None:
+    """The trunk runs on a crop around the window; its cells line up with the whole frame's grid and, away
+    from the crop's edges inside the frame, hold the same features, so matching a region sees no crop."""
+    memory = AppearanceMemory()
+    frame, _ = _photo_scene(3, 5)
+    full = memory.features(frame)
+    assert all(side % appearance.TRUNK_STRIDE == 0 for side in memory._resized_size(frame.shape[:2]))
+    crop, (oy, ox) = memory.window_features(frame, window)
+    assert oy >= 0 and ox >= 0 and oy + crop.shape[1] <= full.shape[1] and ox + crop.shape[2] <= full.shape[2]
+    margin = appearance.WINDOW_MARGIN // appearance.GRID_STRIDE
+    top, left = (0 if oy == 0 else margin), (0 if ox == 0 else margin)
+    bottom = crop.shape[1] - (0 if oy + crop.shape[1] == full.shape[1] else margin)
+    right = crop.shape[2] - (0 if ox + crop.shape[2] == full.shape[2] else margin)
+    assert bottom > top and right > left
+    same = full[:, oy + top : oy + bottom, ox + left : ox + right]
+    torch.testing.assert_close(crop[:, top:bottom, left:right], same, atol=5e-3, rtol=0)
+    if window == (0, H, 0, W):
+        assert crop.shape == full.shape
+
+
+def test_matching_a_region_runs_the_trunk_on_its_window_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = AppearanceMemory()
+    first, first_labels = _photo_scene(0, 0)
+    memory.remember(first, first_labels, [1, 2])
+    frame, _ = _photo_scene(6, 8)
+    region = torch.zeros(H, W, dtype=torch.bool)
+    region[40:70, 50:110] = True
+    seen = []
+    crop = memory.window_features
+    monkeypatch.setattr(memory, "window_features", lambda f, w: seen.append(w) or crop(f, w))
+    part = memory.probabilities(frame, [1, 2], region)
+    assert seen == [(40, 70, 50, 110)]
+    monkeypatch.setattr(memory, "window_features", lambda f, w: (memory.features(f), (0, 0)))
+    whole = memory.probabilities(frame, [1, 2], region)
+    torch.testing.assert_close(part, whole, atol=2e-3, rtol=0)
 
 
 def test_a_mask_flow_cannot_move_follows_its_object_by_appearance() -> None:

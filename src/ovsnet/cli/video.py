@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="run the detector on every N-th frame and on every frame while an object is lost, "
-        "inference.detector.every (default: the preset's, 8 or 16 with --preset realtime; 1: every frame)",
+        "inference.detector.every (default: the preset's, 16; 1: every frame)",
     )
     parser.add_argument(
         "--fps",

@@ -46,6 +46,10 @@ Window = tuple[int, int, int, int]
 # levels of the trunk whose features are matched: strides 4 and 8 (finer levels fix outlines, coarser
 # ones tell objects apart; both are upsampled to the stride-4 grid and concatenated)
 LEVELS = (1, 2)
+# the trunk's strides: the matched grid (level 1) and the coarsest level a window crop must start on
+GRID_STRIDE, TRUNK_STRIDE = 4, 8
+# resized pixels of context kept around a window before the trunk (past its receptive field's strong part)
+WINDOW_MARGIN = 32
 # weight of "not what the cascade said" in the prior: a pixel outside an object's mask (or the background
 # inside one) keeps this much probability before the power, so only clear appearance evidence flips it
 PRIOR_FLOOR = 1e-3
@@ -159,14 +163,24 @@ class AppearanceMemory:
         """Forget the video: no label has a memory."""
         self.memory: dict[int, Tensor] = {}  # label (0 = background) -> (C, N) unit feature vectors
 
-    @torch.inference_mode()
-    def features(self, frame: np.ndarray) -> Tensor:
-        """(C, h, w) unit feature vectors of an RGB uint8 frame on the stride-4 grid of the resized frame."""
-        h, w = frame.shape[:2]
+    def _resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """A frame's size (H, W) once resized to ``short_side``, each side a multiple of the trunk's coarsest
+        stride: its TF-style "same" padding depends on each layer's input size, so only then does a crop
+        starting on that stride see the same padding, and the same features, as the whole frame."""
+        h, w = size
         scale = self.short_side / min(h, w)
-        size = (max(16, round(h * scale)), max(16, round(w * scale)))
+        return tuple(  # type: ignore[return-value]
+            max(2 * TRUNK_STRIDE, TRUNK_STRIDE * round(side * scale / TRUNK_STRIDE)) for side in (h, w)
+        )
+
+    def _resized(self, frame: np.ndarray) -> Tensor:
+        """(1, 3, h, w) the frame at ``short_side``, normalised for the trunk."""
+        size = self._resized_size(frame.shape[:2])
         x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None].float()
-        x = (F.interpolate(x, size=size, mode="bilinear", align_corners=False) - 127.0) / 128.0
+        return (F.interpolate(x, size=size, mode="bilinear", align_corners=False) - 127.0) / 128.0
+
+    def _grid_features(self, x: Tensor) -> Tensor:
+        """(C, h, w) unit feature vectors on the stride-4 grid of a normalised (1, 3, H, W) image."""
         levels = self.trunk(x.contiguous(memory_format=torch.channels_last))
         grid = levels[0].shape[-2:]
         parts = [
@@ -174,6 +188,34 @@ class AppearanceMemory:
             for f in levels
         ]
         return F.normalize(torch.cat(parts, dim=1), dim=1)[0]
+
+    @torch.inference_mode()
+    def features(self, frame: np.ndarray) -> Tensor:
+        """(C, h, w) unit feature vectors of an RGB uint8 frame on the stride-4 grid of the resized frame."""
+        return self._grid_features(self._resized(frame))
+
+    @torch.inference_mode()
+    def window_features(self, frame: np.ndarray, window: Window) -> tuple[Tensor, tuple[int, int]]:
+        """The features of the grid cells around a window of the frame, and the grid cell they start at.
+
+        Only the window, widened by :data:`WINDOW_MARGIN` resized pixels and snapped to the trunk's
+        coarsest stride, goes through the trunk: its cells line up with :meth:`features`' grid and, farther
+        than the margin from a crop edge inside the frame, hold the same values (the trunk sees the same
+        pixels around them). At 854x480 the trunk was half of the appearance stage; masks cover a part.
+        """
+        x = self._resized(frame)
+        (sh, sw), (h, w) = x.shape[-2:], frame.shape[:2]
+        y0, y1, x0, x1 = window
+
+        def span(start: int, stop: int, scale: float, size: int) -> tuple[int, int]:
+            low = math.floor(start * scale) - WINDOW_MARGIN
+            high = math.ceil(stop * scale) + WINDOW_MARGIN
+            return max(0, low // TRUNK_STRIDE * TRUNK_STRIDE), min(size, -(-high // TRUNK_STRIDE) * TRUNK_STRIDE)
+
+        ry0, ry1 = span(y0, y1, sh / h, sh)
+        rx0, rx1 = span(x0, x1, sw / w, sw)
+        feats = self._grid_features(x[..., ry0:ry1, rx0:rx1])
+        return feats, (ry0 // GRID_STRIDE, rx0 // GRID_STRIDE)
 
     def remember(self, frame: np.ndarray, label_map: np.ndarray, ids: list[int]) -> None:
         """Store the annotated cells of ``ids`` (and of the background, once: from the first annotation).
@@ -217,9 +259,8 @@ class AppearanceMemory:
             raise DataError(
                 f"no appearance memory for object(s) {missing}; remember() their annotation first"
             )
-        feats = self.features(frame)
-        c, h, w = feats.shape
-        query = feats.reshape(c, -1).T
+        sh, sw = self._resized_size(frame.shape[:2])
+        h, w = -(-sh // GRID_STRIDE), -(-sw // GRID_STRIDE)  # the frame's grid (ceil: "same" padding)
         if region is not None:
             small = F.adaptive_max_pool2d(region[None, None].float(), (h, w))[0, 0] > 0
             where = small.flatten().nonzero().flatten()
@@ -227,8 +268,14 @@ class AppearanceMemory:
             where = torch.arange(h * w, device=self.device)
         labels = [0, *ids]
         scores = torch.zeros((len(labels), h * w), device=self.device)
+        needed = None if region is None else bounding_window(region)
         if len(where):
-            picked = query[where]
+            # the trunk runs only around the matched cells (the region's window, with context)
+            feats, (oy, ox) = (
+                (self.features(frame), (0, 0)) if needed is None else self.window_features(frame, needed)
+            )
+            c, _, cw = feats.shape
+            picked = feats.reshape(c, -1).T[(where // w - oy) * cw + where % w - ox]
             for j, label in enumerate(labels):
                 bank = self.memory.get(label)
                 if bank is None:  # no background seen (an object filled the first frame)

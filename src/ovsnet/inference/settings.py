@@ -176,16 +176,17 @@ class DetectorSettings:
     """On which frames the detector (and so the IoU and Re-ID paths and MGA) runs.
 
     ``every=1``: every frame (the paper, ``inference=paper``). ``every=n``: every n-th frame, and on every frame
-    while an object is lost (the Re-ID path needs candidates to bring it back). The default 8 gave the same J&F
-    as every frame on the demo's videos and on six held-out DAVIS 2016 videos, with an eighth of the
-    detector's cost (docs/benchmarks.md, "Real-video speed"); a checkpoint whose IoU path replaces drifted
-    masks more often may store a smaller one. On the frames between, each present object
-    follows flow and the appearance memory, and nothing counts as evidence of absence. Flow and appearance
-    disagreeing was measured as a trigger too and left out: the appearance memory moves 10-35% of a mask's
-    pixels on most frames of real video, so it fired on nearly every frame without changing a mask.
+    while an object is lost (the Re-ID path needs candidates to bring it back). The default 16 gave the same
+    J&F as every frame and every 8th on the demo's videos and on six held-out DAVIS 2016 videos at 854x480,
+    where a detector pass costs about two frames' worth of everything else (docs/benchmarks.md, "Real-video
+    speed"); a checkpoint whose IoU path replaces drifted masks more often may store a smaller one. On the
+    frames between, each present object follows flow and the appearance memory, and nothing counts as
+    evidence of absence. Flow and appearance disagreeing was measured as a trigger too and left out: the
+    appearance memory moves 10-35% of a mask's pixels on most frames of real video, so it fired on nearly
+    every frame without changing a mask.
     """
 
-    every: int = 8
+    every: int = 16
 
     def __post_init__(self) -> None:
         if self.every < 1:
