@@ -1,6 +1,6 @@
-"""Real-video speed at DAVIS's 854x480: the ``default`` and ``realtime`` presets of ``ovsnet-video`` beside DIS
-optical-flow propagation of the first mask on the same frames, with the same threads, and (J&F only beside
-them) copying the first mask and ``ovsnet-video`` without ``--ckpt`` (the same default pipeline, no network).
+"""Real-video speed at DAVIS's 854x480: the ``default``, ``fast`` and ``realtime`` presets of ``ovsnet-video``
+beside DIS optical-flow propagation of the first mask on the same frames, with the same threads, and (J&F
+only beside them) copying the first mask and ``ovsnet-video`` without ``--ckpt`` (the same default pipeline, no network).
 
     python bench/realtime_480p.py --ckpt davis16_output/davis16.ckpt                  # photo videos, 480x854
     python bench/realtime_480p.py --ckpt davis16_output/davis16.ckpt --davis-root <DAVIS 480p folder>
@@ -44,6 +44,7 @@ from ovsnet.utils import write_json_atomic
 # (flow + appearance memory: what the trained network is measured against)
 RUNS = {
     "default": ("--preset", "default"),
+    "fast": ("--preset", "fast"),  # the default preset with DIS ultrafast at half resolution
     "realtime": ("--preset", "realtime"),
     "no network": ("--preset", "default"),
 }

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from skimage import data as skdata
 
 from ovsnet.data.io import DataError
-from ovsnet.inference import appearance
+from ovsnet.inference import appearance as appearance_module
 from ovsnet.inference.appearance import (
     AppearanceMemory,
     band_pixels,
@@ -120,10 +120,10 @@ def test_window_features_are_the_whole_frames_features_around_the_window(window:
     memory = AppearanceMemory()
     frame, _ = _photo_scene(3, 5)
     full = memory.features(frame)
-    assert all(side % appearance.TRUNK_STRIDE == 0 for side in memory._resized_size(frame.shape[:2]))
+    assert all(side % appearance_module.TRUNK_STRIDE == 0 for side in memory._resized_size(frame.shape[:2]))
     crop, (oy, ox) = memory.window_features(frame, window)
     assert oy >= 0 and ox >= 0 and oy + crop.shape[1] <= full.shape[1] and ox + crop.shape[2] <= full.shape[2]
-    margin = appearance.WINDOW_MARGIN // appearance.GRID_STRIDE
+    margin = appearance_module.WINDOW_MARGIN // appearance_module.GRID_STRIDE
     top, left = (0 if oy == 0 else margin), (0 if ox == 0 else margin)
     bottom = crop.shape[1] - (0 if oy + crop.shape[1] == full.shape[1] else margin)
     right = crop.shape[2] - (0 if ox + crop.shape[2] == full.shape[2] else margin)

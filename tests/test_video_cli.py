@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ovsnet.cli import video as video_cli
 from ovsnet.cli.video import main
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
 from ovsnet.data.video_reader import VideoWriter, iter_video_frames
@@ -373,6 +374,32 @@ def test_backend_arguments(
     err = _fails(_args(assets, tmp_path / "d", video="not_there.mp4"), capsys, 2)
     assert "--video not_there.mp4" in err
     assert "--max-frames must be >= 1" in _fails(_args(assets, tmp_path / "e", max_frames=0), capsys, 2)
+
+
+def test_fast_preset_is_the_default_cascade_with_the_cheapest_flow(
+    assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flows = []
+
+    def spy(*args: object, **kwargs: object) -> object:
+        flows.append(kwargs["flow"])
+        return segment_video(*args, **kwargs)
+
+    monkeypatch.setattr(video_cli, "segment_video", spy)
+    out = tmp_path / "out"
+    assert main([*_args(assets, out, preset="fast", threads=1), "--no-overlay"]) == 0
+    (flow,) = flows
+    assert (type(flow).__name__, flow.preset, flow.scale, flow.max_height) == (
+        "DISFlow",
+        "ultrafast",
+        0.5,
+        None,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["preset"] == "fast" and summary["frames"] == N
+    assert summary["inference"]["detector"]["every"] == InferenceSettings().detector.every
+    assert summary["inference"]["appearance"]["backbone"] == InferenceSettings().appearance.backbone
+    assert summary["inference"]["mga"]["enabled"] is True
 
 
 def test_no_checkpoint_segments_with_flow_and_appearance(

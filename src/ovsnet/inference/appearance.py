@@ -210,7 +210,9 @@ class AppearanceMemory:
         def span(start: int, stop: int, scale: float, size: int) -> tuple[int, int]:
             low = math.floor(start * scale) - WINDOW_MARGIN
             high = math.ceil(stop * scale) + WINDOW_MARGIN
-            return max(0, low // TRUNK_STRIDE * TRUNK_STRIDE), min(size, -(-high // TRUNK_STRIDE) * TRUNK_STRIDE)
+            return max(0, low // TRUNK_STRIDE * TRUNK_STRIDE), min(
+                size, -(-high // TRUNK_STRIDE) * TRUNK_STRIDE
+            )
 
         ry0, ry1 = span(y0, y1, sh / h, sh)
         rx0, rx1 = span(x0, x1, sw / w, sw)
