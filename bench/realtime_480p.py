@@ -1,6 +1,7 @@
 """Real-video speed at DAVIS's 854x480: the ``default``, ``fast`` and ``realtime`` presets of ``ovsnet-video``
 beside DIS optical-flow propagation of the first mask on the same frames, with the same threads, and (J&F
-only beside them) copying the first mask and ``ovsnet-video`` without ``--ckpt`` (the same default pipeline, no network).
+only beside them) copying the first mask and ``ovsnet-video`` without ``--ckpt`` (the same default
+pipeline, no network).
 
     python bench/realtime_480p.py --ckpt davis16_output/davis16.ckpt                  # photo videos, 480x854
     python bench/realtime_480p.py --ckpt davis16_output/davis16.ckpt --davis-root <DAVIS 480p folder>
@@ -40,13 +41,13 @@ from ovsnet.data.synthetic import generate_dataset
 from ovsnet.data.video_reader import iter_video_frames
 from ovsnet.utils import write_json_atomic
 
-# the runs of ovsnet-video, each as "--preset <p>" with the checkpoint, and the default pipeline without it
-# (flow + appearance memory: what the trained network is measured against)
+# the runs of ovsnet-video: (its --preset, whether it gets the checkpoint); the default pipeline without it
+# (flow + appearance memory) is what the trained network is measured against
 RUNS = {
-    "default": ("--preset", "default"),
-    "fast": ("--preset", "fast"),  # the default preset with DIS ultrafast at half resolution
-    "realtime": ("--preset", "realtime"),
-    "no network": ("--preset", "default"),
+    "default": ("default", True),
+    "fast": ("fast", True),  # the default preset with DIS ultrafast at half resolution
+    "realtime": ("realtime", True),
+    "no network": ("default", False),
 }
 LABELS = {
     "flow": "flow propagation (no model)",
@@ -109,10 +110,10 @@ def main(argv: list[str] | None = None) -> dict:
         frames = list(iter_video_frames(video))
         sizes.add(frames[0].shape[:2])
         truth = ground_truth(sequence, len(frames))
-        for name, options in RUNS.items():
+        for name, (preset, with_network) in RUNS.items():
             out = args.work / name.replace(" ", "_") / sequence.name
-            network = [] if name == "no network" else ["--ckpt", str(ckpt)]
-            extra = [*network, *options, "--no-overlay", "--no-progress"]
+            network = ["--ckpt", str(ckpt)] if with_network else []
+            extra = [*network, "--preset", preset, "--no-overlay", "--no-progress"]
             masks, summary = run_ovsnet_video(video, mask, out, args.threads, extra)
             run = runs[name]
             run["objects"].append(object_scores(sequence.name, truth, masks))

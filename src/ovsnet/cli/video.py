@@ -100,9 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PRESETS,
         default="default",
         help="default: conf/inference/default.yaml (the detector on key frames); fast: the same with DIS "
-        "ultrafast flow at half resolution (conf/inference/fast.yaml: 12-30%% faster at 854x480 by the CPU, 0.01 J&F "
-        "less on held-out DAVIS videos); realtime: conf/inference/realtime.yaml with few proposals and "
-        "detections. All run the model with BN folded and masks only for usable candidates "
+        "ultrafast flow at half resolution (conf/inference/fast.yaml: 12-30%% faster at 854x480 by the "
+        "CPU, 0.01 J&F less on held-out DAVIS videos); realtime: conf/inference/realtime.yaml with few "
+        "proposals and detections. All run the model with BN folded and masks only for usable candidates "
         "(ovsnet.inference.runtime)",
     )
     parser.add_argument(
