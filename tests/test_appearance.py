@@ -14,11 +14,13 @@ from ovsnet.inference import appearance as appearance_module
 from ovsnet.inference.appearance import (
     AppearanceMemory,
     band_pixels,
+    best_matches,
     bounding_window,
     correct_masks,
     dilate,
     first_argmax,
     resize_window,
+    top_k_mean,
 )
 from ovsnet.inference.flow import ZeroFlow
 from ovsnet.inference.segmenter import VideoSegmenter
@@ -205,3 +207,28 @@ def test_first_argmax_is_argmax_with_ties_to_the_first_label() -> None:
     assert scores.max(0).values.eq(scores).sum(0).gt(1).any()  # ties present
     assert torch.equal(first_argmax(scores), scores.argmax(0))
     assert torch.equal(first_argmax(scores[:1]), torch.zeros(9, 11, dtype=torch.long))
+
+
+@pytest.mark.parametrize(("columns", "k"), [(4096, 4), (1000, 4), (300, 7), (64 * 4, 4), (130, 1), (3, 4)])
+def test_top_k_mean_is_the_mean_of_each_rows_k_largest_values(columns: int, k: int) -> None:
+    """Memories of any size (whole groups and a remainder, fewer groups than k, fewer columns than k), with
+    the largest values crowded into one group and ties across groups."""
+    sim = torch.rand(50, columns, generator=torch.Generator().manual_seed(columns))
+    sim[:10, : min(columns, 8)] += 1.0  # all of some rows' best values in the first group
+    sim[10:20] = sim[10:20].mul(4).round()  # many equal maxima
+    expected = sim.topk(min(k, columns), dim=1).values.mean(1)
+    torch.testing.assert_close(top_k_mean(sim, k), expected, rtol=0, atol=1e-6)
+
+
+def test_best_matches_in_blocks_equal_one_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = torch.Generator().manual_seed(3)
+    queries = F.normalize(torch.randn(1000, 16, generator=generator), dim=1)
+    bank = F.normalize(torch.randn(16, 700, generator=generator), dim=0)
+    expected = (queries @ bank).topk(4, dim=1).values.mean(1)
+    monkeypatch.setattr(appearance_module, "MATCH_BLOCK", 700 * 128)  # blocks of 128 queries
+    real, blocks = top_k_mean, []
+    monkeypatch.setattr(
+        appearance_module, "top_k_mean", lambda sim, k: blocks.append(len(sim)) or real(sim, k)
+    )
+    torch.testing.assert_close(best_matches(queries, bank, 4), expected, rtol=0, atol=1e-6)
+    assert blocks == [128] * 7 + [104]
