@@ -52,6 +52,10 @@ LEVELS = (1, 2)
 GRID_STRIDE, TRUNK_STRIDE = 4, 8
 # resized pixels of context kept around a window before the trunk (past its receptive field's strong part)
 WINDOW_MARGIN = 32
+# window sides are whole multiples of this many resized pixels (or the frame's side): the trunk then sees a
+# few dozen input sizes over a video, and oneDNN reuses each size's convolution kernels, where a window
+# sized to the stride (8) gave a new size nearly every frame and the trunk took twice as long
+WINDOW_QUANTUM = 64
 # similarities matched in one block (1024 queries of a 4096-pixel memory: 16 MB, the fastest block)
 MATCH_BLOCK = 1 << 22
 # memory columns per group of top_k_mean's first pass (64: the fastest of 16-256 for 4096-pixel memories)
@@ -249,11 +253,12 @@ class AppearanceMemory:
         y0, y1, x0, x1 = window
 
         def span(start: int, stop: int, scale: float, size: int) -> tuple[int, int]:
-            low = math.floor(start * scale) - WINDOW_MARGIN
-            high = math.ceil(stop * scale) + WINDOW_MARGIN
-            return max(0, low // TRUNK_STRIDE * TRUNK_STRIDE), min(
-                size, -(-high // TRUNK_STRIDE) * TRUNK_STRIDE
-            )
+            low = max(0, (math.floor(start * scale) - WINDOW_MARGIN) // TRUNK_STRIDE * TRUNK_STRIDE)
+            high = min(size, -(-(math.ceil(stop * scale) + WINDOW_MARGIN) // TRUNK_STRIDE) * TRUNK_STRIDE)
+            # a length of whole quanta (or the frame's): moved inward at the border rather than cut
+            length = min(size, -(-(high - low) // WINDOW_QUANTUM) * WINDOW_QUANTUM)
+            low = min(low, size - length)
+            return low, low + length
 
         ry0, ry1 = span(y0, y1, sh / h, sh)
         rx0, rx1 = span(x0, x1, sw / w, sw)
