@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -140,17 +140,6 @@ def _clear_outputs(out: Path) -> None:
         remove_stale_temporaries(out / name)
 
 
-def _overlaid(
-    frames: Iterator[np.ndarray], masks_dir: Path, names: Sequence[str] | None, writer: VideoWriter
-) -> Iterator[np.ndarray]:
-    """Pass frames through to the runner; once it asks for the next one, the previous mask is on disk, so
-    read it back and append that frame's overlay to the video (one frame in memory at a time)."""
-    for index, frame in enumerate(frames):
-        yield frame
-        name = names[index] if names is not None else f"{index:05d}"
-        writer.write(overlay_frame(frame, read_label_map(masks_dir / f"{name}.png")))
-
-
 def _summary(
     result: SequenceResult,
     video: VideoSource,
@@ -231,11 +220,12 @@ def segment_video(
         with VideoWriter(overlay_path, overlay_fps) as writer:
             result = segment_sequence(
                 segmenter,
-                _overlaid(stream, masks_dir, names, writer),
+                stream,
                 masks_dir,
                 first_mask=mask,
                 frame_names=names,
                 progress=progress,
+                on_result=lambda frame, labels: writer.write(overlay_frame(frame, labels)),
             )
     else:
         result = segment_sequence(
