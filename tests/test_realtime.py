@@ -22,9 +22,7 @@ from ovsnet.inference.runner import segment_dataset
 from ovsnet.inference.runtime import (
     DEFAULT_PRESET_PROPOSALS,
     RuntimeSettings,
-    SplitRoIPool,
     fold_batchnorm,
-    for_onnx,
     load_backend,
     prepare_runtime,
     preset_runtime,
@@ -125,52 +123,6 @@ def test_the_default_preset_keeps_the_models_counts() -> None:
     assert rpn._post_nms_top_n["testing"] == DEFAULT_PRESET_PROPOSALS
     assert heads.score_thresh == pytest.approx(0.5)
     assert preset_runtime("realtime", threads=2) == RuntimeSettings(threads=2)
-
-
-def test_split_roi_pooling_gives_the_same_detections_from_other_threads() -> None:
-    """The default preset pools the box head's proposals in chunks on several threads: the same boxes, scores
-    and masks as one pooler; a small batch of boxes and autograd stay on the wrapped pooler."""
-    torch.manual_seed(0)
-    model = build_ovsnet(
-        **{**TINY_MODEL, "box_detections_per_img": 30, "rpn_post_nms_top_n_test": 200}
-    ).eval()
-    image = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(2))
-    heads = model.detector.roi_heads
-    with torch.inference_mode():
-        whole = model.detect([image])[0]
-    pool = heads.box_roi_pool
-    threads, chunks = set(), []
-
-    def spy(features: dict, boxes: list, shapes: list) -> torch.Tensor:
-        import threading
-
-        threads.add(threading.current_thread().name)
-        chunks.append(len(boxes[0]))
-        return pool(features, boxes, shapes)
-
-    heads.box_roi_pool = SplitRoIPool(spy, parts=3, min_boxes=10)
-    with torch.inference_mode():
-        split = model.detect([image])[0]
-    assert len(chunks) == 3 and max(chunks) - min(chunks) <= 1 and len(threads) == 3
-    assert len(whole) > 0
-    for name in ("boxes", "scores", "mask_probs", "embeddings"):
-        torch.testing.assert_close(getattr(split, name), getattr(whole, name), rtol=0, atol=0)
-    features = {"0": torch.rand(1, 4, 8, 8, requires_grad=True)}
-    boxes = [torch.tensor([[0.0, 0.0, 20.0, 20.0]] * 12)]
-    chunks.clear()
-    SplitRoIPool(spy, parts=2, min_boxes=10)(features, boxes, [(32, 32)])  # autograd on: one call
-    SplitRoIPool(spy, parts=2, min_boxes=13)(features, boxes, [(32, 32)])  # too few boxes: one call
-    assert chunks == [12, 12]
-
-
-def test_the_default_preset_splits_the_box_pooling_and_onnx_does_not() -> None:
-    model = build_ovsnet(**TINY_MODEL).eval()
-    prepare_runtime(model, preset_runtime("default", threads=2))
-    assert isinstance(model.detector.roi_heads.box_roi_pool, SplitRoIPool)
-    assert model.detector.roi_heads.box_roi_pool.parts == 2
-    prepare_runtime(model, preset_runtime("default", threads=2))  # prepared twice: wrapped once
-    assert not isinstance(model.detector.roi_heads.box_roi_pool.pool, SplitRoIPool)
-    assert not for_onnx(preset_runtime("default", threads=2)).split_roi_pool
 
 
 @pytest.fixture(scope="module")

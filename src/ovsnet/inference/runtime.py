@@ -22,11 +22,9 @@ default preset's 500 proposals gave the same J&F as 1000 on the held-out DAVIS v
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import torch
@@ -37,7 +35,6 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_PRESET_PROPOSALS",
     "RuntimeSettings",
-    "SplitRoIPool",
     "fold_batchnorm",
     "fold_batchnorm_checked",
     "for_onnx",
@@ -68,9 +65,6 @@ class RuntimeSettings:
     rpn_pre_nms_top_n: int | None = 150
     rpn_post_nms_top_n: int | None = 50
     detections_per_img: int | None = 10
-    # the box head's RoI pooling split across ``threads`` (:class:`SplitRoIPool`): the same features, ~11 ms
-    # less a default-preset detector pass on 2 threads
-    split_roi_pool: bool = True
 
 
 # the default preset's proposals after NMS (torchvision's test-time default is 1000): the box head over them
@@ -100,43 +94,7 @@ def for_onnx(settings: RuntimeSettings) -> RuntimeSettings:
     workers spin after each op and took the cores from ONNX Runtime's (one of 2 cores busy elsewhere: 44 ms a
     detector pass with 1 PyTorch thread, ~200 ms with 2).
     """
-    return replace(
-        settings, fold_bn=False, threads=1 if settings.threads is not None else None, split_roi_pool=False
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _pool_threads(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ovsnet-roi")
-
-
-class SplitRoIPool(nn.Module):
-    """A ``MultiScaleRoIAlign`` that pools one image's boxes in ``parts`` chunks at once, on as many threads.
-
-    torchvision's CPU ``roi_align`` uses one thread whatever torch's thread count: pooling the default preset's
-    500 proposals took 34 ms of a ~110 ms detector pass on 2 threads, 23 ms in two chunks. Each box is pooled
-    on its own, so the output is the same; batches of several images, few boxes (``min_boxes``) and
-    autograd (training) go through the wrapped pooler unchanged.
-    """
-
-    def __init__(self, pool: nn.Module, parts: int, min_boxes: int = 64) -> None:
-        super().__init__()
-        if parts < 1:
-            raise ValueError(f"SplitRoIPool needs parts >= 1, got {parts}")
-        self.pool, self.parts, self.min_boxes = pool, parts, min_boxes
-
-    def forward(self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list) -> Tensor:
-        if self.parts < 2 or len(boxes) != 1 or len(boxes[0]) < self.min_boxes or torch.is_grad_enabled():
-            return self.pool(features, boxes, image_shapes)
-        first, *rest = boxes[0].tensor_split(self.parts)
-        inference = torch.is_inference_mode_enabled()  # a thread-local mode: the workers take it up
-
-        def pooled(chunk: Tensor) -> Tensor:
-            with torch.inference_mode(inference), torch.no_grad():
-                return self.pool(features, [chunk], image_shapes)
-
-        futures = [_pool_threads(self.parts - 1).submit(pooled, chunk) for chunk in rest]
-        return torch.cat([pooled(first), *(future.result() for future in futures)])
+    return replace(settings, fold_bn=False, threads=1 if settings.threads is not None else None)
 
 
 def set_threads(threads: int | None) -> None:
@@ -297,11 +255,6 @@ def prepare_runtime(
     )
     if settings.channels_last:
         detector.to(memory_format=torch.channels_last)
-    heads = getattr(detector, "roi_heads", None)
-    pool = getattr(heads, "box_roi_pool", None)
-    parts = torch.get_num_threads()
-    if settings.split_roi_pool and pool is not None and not isinstance(pool, SplitRoIPool) and parts > 1:
-        heads.box_roi_pool = SplitRoIPool(pool, parts)
     return model
 
 
