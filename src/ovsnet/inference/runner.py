@@ -21,7 +21,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ovsnet.data.io import DataError, atomic_path, write_label_map
 from ovsnet.data.sequence import VideoSequence
-from ovsnet.inference.overlap import BackgroundWriter, prefetched
 from ovsnet.inference.segmenter import VideoSegmenter
 
 __all__ = ["DONE_MARKER", "SequenceResult", "segment_dataset", "segment_sequence"]
@@ -106,20 +105,15 @@ def segment_sequence(
     ``sequence`` is a :class:`VideoSequence` or an iterator of uint8 RGB frames (then ``first_mask`` is
     required; frames are named ``00000``, ``00001``... unless ``frame_names`` is given). The first frame's
     output is its given mask, as in the DAVIS protocol. Objects first annotated later are added on the fly.
-    ``on_result(frame, labels)`` is called for each frame in order, on the writer thread (an overlay video).
+    ``on_result(frame, labels)`` is called for each frame once its PNG is written (an overlay video).
     """
     name, frames, mask, names = _frames_of(sequence, first_mask, frame_names)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     total = len(sequence) if isinstance(sequence, VideoSequence) else (len(names) if names else None)
     start, count = time.perf_counter(), 0
-    # frames are decoded and PNGs written on threads beside the segmenter (ovsnet.inference.overlap)
-    with (
-        contextlib.closing(prefetched(frames)) as ahead,
-        BackgroundWriter() as writer,
-        _progress(progress, name, total) as advance,
-    ):
-        for index, frame in enumerate(ahead):
+    with _progress(progress, name, total) as advance:
+        for index, frame in enumerate(frames):
             if names is not None and index >= len(names):
                 raise DataError(f"sequence {name!r}: more frames than frame names ({len(names)})")
             if index == 0:
@@ -130,10 +124,9 @@ def segment_sequence(
                 extra = _new_objects(sequence, index, segmenter.object_ids) if add_new_objects else None
                 if extra is not None:
                     labels = segmenter.add_objects(frame, extra)
-            labels = labels.copy()  # the writer reads it after the segmenter has moved on
-            writer.submit(write_label_map, out / f"{names[index] if names else f'{index:05d}'}.png", labels)
+            write_label_map(out / f"{names[index] if names else f'{index:05d}'}.png", labels)
             if on_result is not None:
-                writer.submit(on_result, frame, labels)
+                on_result(frame, labels)
             count += 1
             advance(count / max(time.perf_counter() - start, 1e-9))
     if count == 0:
