@@ -243,10 +243,11 @@ class AppearanceMemory:
     def window_features(self, frame: np.ndarray, window: Window) -> tuple[Tensor, tuple[int, int]]:
         """The features of the grid cells around a window of the frame, and the grid cell they start at.
 
-        Only the window, widened by :data:`WINDOW_MARGIN` resized pixels and snapped to the trunk's
-        coarsest stride, goes through the trunk: its cells line up with :meth:`features`' grid and, farther
-        than the margin from a crop edge inside the frame, hold the same values (the trunk sees the same
-        pixels around them). At 854x480 the trunk was half of the appearance stage; masks cover a part.
+        Only the window, widened by :data:`WINDOW_MARGIN` resized pixels, started on the trunk's coarsest
+        stride and grown to sides of whole :data:`WINDOW_QUANTUM`, goes through the trunk: its cells line up
+        with :meth:`features`' grid and, farther than the margin from a crop edge inside the frame, hold the
+        same values (the trunk sees the same pixels around them). At 854x480 the trunk was half of the
+        appearance stage; masks cover a part.
         """
         x = self._resized(frame)
         (sh, sw), (h, w) = x.shape[-2:], frame.shape[:2]
