@@ -59,6 +59,24 @@ def test_frame_iterator_with_progress_and_names(tmp_path: Path) -> None:
         segment_sequence(VideoSegmenter(FakeModel()), iter(frames), tmp_path / "x", progress=False)
 
 
+def test_on_result_gets_each_frame_with_the_labels_written(tmp_path: Path) -> None:
+    """The overlay video is drawn from these: every frame in order, with exactly its PNG's labels."""
+    frames, labels = make_video(num_frames=4)
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    segment_sequence(
+        VideoSegmenter(FakeModel()),
+        iter(frames),
+        tmp_path,
+        first_mask=labels[0],
+        progress=False,
+        on_result=lambda frame, result: seen.append((frame, result)),
+    )
+    assert len(seen) == 4
+    for index, (frame, result) in enumerate(seen):
+        assert frame is frames[index]
+        np.testing.assert_array_equal(result, read_label_map(tmp_path / f"{index:05d}.png"))
+
+
 def test_new_objects_from_later_annotations(tmp_path: Path) -> None:
     seq = _write_sequence(tmp_path / "data", "late", annotate_all=True, first_only_obj1=True)
     segmenter = VideoSegmenter(FakeModel())
