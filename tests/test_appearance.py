@@ -19,13 +19,16 @@ from ovsnet.inference.appearance import (
     correct_masks,
     dilate,
     first_argmax,
+    network_features,
     resize_window,
     top_k_mean,
 )
 from ovsnet.inference.flow import ZeroFlow
+from ovsnet.inference.no_network import NoNetwork
 from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.inference.settings import AppearanceSettings, resolve
-from tests.tiny_models import FakeModel, make_video
+from ovsnet.models.ovsnet import build_ovsnet
+from tests.tiny_models import TINY_MODEL, FakeModel, make_video
 
 H, W = 96, 128
 
@@ -235,3 +238,65 @@ def test_best_matches_in_blocks_equal_one_product(monkeypatch: pytest.MonkeyPatc
     )
     torch.testing.assert_close(best_matches(queries, bank, 4), expected, rtol=0, atol=1e-6)
     assert blocks == [128] * 7 + [104]
+
+
+def _tiny_ovsnet(backbone: str = "resnet18") -> torch.nn.Module:
+    """A tiny OVSNet whose BN layers hold non-trivial statistics (so folding them changes the weights)."""
+    torch.manual_seed(0)
+    model = build_ovsnet(**{**TINY_MODEL, "backbone": backbone, "fpn_channels": 32}).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_lite0"])
+def test_network_features_are_the_detectors_finest_fpn_level(backbone: str) -> None:
+    """From the trunk's normalised frame: the detector backbone's level "0" on its own normalisation, with
+    BN folded into a copy (the detector keeps its BN layers)."""
+    model = _tiny_ovsnet(backbone)
+    detector = model.detector
+    network = network_features(model)
+    assert network is not None
+    raw = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(1)) * 255
+    mean = torch.tensor(detector.transform.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(detector.transform.image_std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        expected = detector.backbone((raw / 255 - mean) / std)["0"]
+        got = network((raw - 127.0) / 128.0)
+    assert got.shape == expected.shape == (1, 32, 16, 24)
+    torch.testing.assert_close(got, expected, atol=1e-3 * float(expected.abs().max()), rtol=0)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in detector.backbone.modules())
+
+
+def test_memory_mixes_imagenet_and_network_similarities_by_their_shares() -> None:
+    network = network_features(_tiny_ovsnet())
+    frame, _ = _photo_scene(0, 0)
+    imagenet = AppearanceMemory(AppearanceSettings(network_share=0.3)).features(frame)  # no network given
+    mixed = AppearanceMemory(AppearanceSettings(network_share=0.3), network=network).features(frame)
+    assert imagenet.shape[0] == 64 and mixed.shape == (64 + 32, *imagenet.shape[1:])
+    torch.testing.assert_close(mixed.norm(dim=0), torch.ones(imagenet.shape[1:]), atol=1e-5, rtol=0)
+    a, b = mixed.flatten(1)[:, :50], mixed.flatten(1)[:, 50:100]
+    im_a, im_b = imagenet.flatten(1)[:, :50], imagenet.flatten(1)[:, 50:100]
+    net_a, net_b = (F.normalize(part[64:], dim=0) for part in (a, b))
+    torch.testing.assert_close(a.T @ b, 0.7 * im_a.T @ im_b + 0.3 * net_a.T @ net_b, atol=1e-5, rtol=0)
+
+
+def test_segmenter_matches_in_the_networks_features_only_when_it_has_them() -> None:
+    frames, labels = make_video(num_frames=3)
+    model = _tiny_ovsnet()
+    shared = VideoSegmenter(model, ZeroFlow())
+    assert shared._appearance is not None and shared._appearance.network is not None
+    shared.start(frames[0], labels[0])
+    assert all(bank.shape[0] == 64 + 32 for bank in shared._appearance.memory.values())
+    assert shared.step(frames[1]).shape == labels[1].shape
+    for other, overrides in (
+        (model, {"appearance.network_share": 0.0}),
+        (NoNetwork(), {}),
+        (FakeModel(), {}),
+    ):
+        segmenter = VideoSegmenter(other, ZeroFlow(), resolve(overrides=overrides))
+        assert segmenter._appearance is not None and segmenter._appearance.network is None
+    with pytest.raises(ValueError, match="appearance.network_share"):
+        resolve(overrides={"appearance.network_share": 1.5})

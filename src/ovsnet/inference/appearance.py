@@ -31,6 +31,7 @@ from ovsnet.inference.settings import AppearanceSettings
 
 __all__ = [
     "AppearanceMemory",
+    "NetworkFeatures",
     "Window",
     "band_pixels",
     "best_matches",
@@ -38,6 +39,7 @@ __all__ = [
     "correct_masks",
     "dilate",
     "first_argmax",
+    "network_features",
     "resize_window",
     "top_k_mean",
 ]
@@ -79,6 +81,53 @@ def _frozen_trunk(backbone: str) -> nn.Module:
     # 2 CPU threads (the same features up to float rounding)
     fold_batchnorm_checked(trunk)
     return trunk.to(memory_format=torch.channels_last)
+
+
+class NetworkFeatures(nn.Module):
+    """The trained detector's finest FPN level (stride 4), for the appearance memory beside the ImageNet trunk.
+
+    The ImageNet trunk knows what images look like; the trained network has learned, from the training videos
+    and (per-dataset fine-tuning) from the first frames of the videos to segment, what these objects look
+    like against their backgrounds. A BN-folded, channels-last copy of the detector's backbone (the detector
+    itself is left as it is) computes only the finest FPN output: the top-down path as torchvision's
+    ``FeaturePyramidNetwork.forward`` runs it, without the coarser levels' output convolutions.
+    Its input is the trunk's normalised frame, ``(x - 127) / 128``; ``image_mean``/``image_std`` (the detector
+    transform's, on [0, 1] images) turn it into the backbone's own normalisation.
+    """
+
+    def __init__(self, backbone: nn.Module, image_mean: list[float], image_std: list[float]) -> None:
+        super().__init__()
+        self.backbone = copy.deepcopy(backbone).eval().requires_grad_(False)
+        fold_batchnorm_checked(self.backbone)
+        self.backbone.to(memory_format=torch.channels_last)
+        mean, std = torch.tensor(image_mean).view(1, 3, 1, 1), torch.tensor(image_std).view(1, 3, 1, 1)
+        # (x * 128 + 127) / 255, then (. - mean) / std, as one multiply-add
+        self.register_buffer("scale", 128.0 / 255.0 / std, persistent=False)
+        self.register_buffer("shift", (127.0 / 255.0 - mean) / std, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(1, C, ~H/4, ~W/4) the finest FPN level of a trunk-normalised (1, 3, H, W) image."""
+        levels = self.backbone.body(
+            (x * self.scale + self.shift).contiguous(memory_format=torch.channels_last)
+        )
+        levels = list(levels.values()) if isinstance(levels, dict) else list(levels)
+        fpn = self.backbone.fpn
+        last = fpn.get_result_from_inner_blocks(levels[-1], -1)
+        for idx in range(len(levels) - 2, -1, -1):
+            lateral = fpn.get_result_from_inner_blocks(levels[idx], idx)
+            last = lateral + F.interpolate(last, size=lateral.shape[-2:], mode="nearest")
+        return fpn.get_result_from_layer_blocks(last, 0)
+
+
+def network_features(model: object) -> NetworkFeatures | None:
+    """The appearance features of a torchvision-style detector (``model.detector`` or the model itself, with a
+    ``backbone`` holding ``body`` and ``fpn`` and a ``transform`` with ``image_mean``/``image_std``); None for
+    any other model (the ONNX backend, the no-network stand-in, test doubles)."""
+    detector = getattr(model, "detector", model)
+    backbone, transform = getattr(detector, "backbone", None), getattr(detector, "transform", None)
+    if not (hasattr(backbone, "body") and hasattr(backbone, "fpn") and hasattr(transform, "image_mean")):
+        return None
+    return NetworkFeatures(backbone, list(transform.image_mean), list(transform.image_std))
 
 
 def top_k_mean(sim: Tensor, k: int, group: int = TOP_K_GROUP) -> Tensor:
@@ -176,7 +225,10 @@ class AppearanceMemory:
     ``backbone``; ``short_side``, the frames' short side before the trunk (small frames are enlarged:
     stride-4 features of a 128-pixel frame are too coarse for thin parts); the ``top_k`` nearest memory
     pixels averaged per label; the softmax ``temperature`` over labels. ``max_per_label`` memory pixels are
-    kept per label (evenly spaced), which bounds the matching cost.
+    kept per label (evenly spaced), which bounds the matching cost. ``network``
+    (:func:`network_features`): the trained network's features, which then make ``network_share`` of each
+    similarity (a feature vector is both parts, each a unit vector, scaled by the square roots of their
+    shares, so a dot product is the shares' mix of the two cosine similarities).
     """
 
     def __init__(
@@ -184,6 +236,7 @@ class AppearanceMemory:
         settings: AppearanceSettings | None = None,
         max_per_label: int = 4096,
         device: str | torch.device = "cpu",
+        network: NetworkFeatures | None = None,
     ) -> None:
         from ovsnet.models.backbones import EFFICIENTNET_LITE
 
@@ -199,6 +252,9 @@ class AppearanceMemory:
         trunk = _frozen_trunk(settings.backbone)
         # the shared trunk stays on the CPU; another device gets its own copy
         self.trunk = trunk if self.device.type == "cpu" else copy.deepcopy(trunk).to(self.device)
+        share = settings.network_share if network is not None else 0.0
+        self.network = network.to(self.device) if share > 0 else None
+        self._weights = (math.sqrt(1.0 - share), math.sqrt(share))
         self.short_side, self.top_k = settings.short_side, settings.top_k
         self.temperature = settings.temperature
         self.max_per_label = max_per_label
@@ -228,11 +284,18 @@ class AppearanceMemory:
         """(C, h, w) unit feature vectors on the stride-4 grid of a normalised (1, 3, H, W) image."""
         levels = self.trunk(x.contiguous(memory_format=torch.channels_last))
         grid = levels[0].shape[-2:]
-        parts = [
-            F.normalize(F.interpolate(f, size=grid, mode="bilinear", align_corners=False), dim=1)
-            for f in levels
-        ]
-        return F.normalize(torch.cat(parts, dim=1), dim=1)[0]
+
+        def unit(features: list[Tensor]) -> Tensor:
+            parts = [
+                F.normalize(F.interpolate(f, size=grid, mode="bilinear", align_corners=False), dim=1)
+                for f in features
+            ]
+            return F.normalize(torch.cat(parts, dim=1), dim=1)
+
+        if self.network is None:
+            return unit(levels)[0]
+        imagenet, trained = self._weights
+        return torch.cat([imagenet * unit(levels), trained * unit([self.network(x)])], dim=1)[0]
 
     @torch.inference_mode()
     def features(self, frame: np.ndarray) -> Tensor:

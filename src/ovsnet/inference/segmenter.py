@@ -33,6 +33,7 @@ from ovsnet.inference.appearance import (
     bounding_window,
     correct_masks,
     dilate,
+    network_features,
 )
 from ovsnet.inference.cascade import (
     PATHS,
@@ -90,7 +91,15 @@ class VideoSegmenter:
         self.autocast_dtype = autocast_dtype
         self._history = decision_history
         appearance = self.config.appearance
-        self._appearance = AppearanceMemory(appearance, device=self.device) if appearance.backbone else None
+        self._appearance = None
+        if appearance.backbone:
+            network = network_features(self.model) if appearance.network_share > 0 else None
+            if network is None and appearance.network_share > 0 and hasattr(self.model, "onnx_path"):
+                logger.warning(
+                    "the ONNX backend's backbone graph has the detector's fixed input size: the appearance "
+                    "memory matches ImageNet features alone (inference.appearance.network_share is ignored)"
+                )
+            self._appearance = AppearanceMemory(appearance, device=self.device, network=network)
         self.reset()
 
     # ------------------------------------------------------------------ state

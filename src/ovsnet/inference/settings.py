@@ -137,6 +137,9 @@ class AppearanceSettings:
     temperature: float = 0.02  # softmax temperature over the labels' similarities
     band: float = 0.05  # how far (fraction of the frame's short side) a mask may move per frame
     prior_power: float = 0.25  # weight of the cascade's mask against appearance (0: none)
+    # share of each similarity from the trained network's finest FPN level (the rest: the frozen ImageNet
+    # trunk); 0, or a model without a torchvision FPN backbone (the ONNX backend, no network): ImageNet alone
+    network_share: float = 0.3
 
     def __post_init__(self) -> None:
         if self.short_side < 16 or self.top_k < 1 or self.temperature <= 0:
@@ -144,7 +147,7 @@ class AppearanceSettings:
                 "inference.appearance needs short_side >= 16, top_k >= 1 and temperature > 0; got "
                 f"{self.short_side}, {self.top_k}, {self.temperature}"
             )
-        _check_unit("appearance", band=self.band)
+        _check_unit("appearance", band=self.band, network_share=self.network_share)
         if self.prior_power < 0:
             raise ValueError(f"inference.appearance.prior_power must be >= 0, got {self.prior_power}")
 
