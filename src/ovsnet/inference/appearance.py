@@ -313,7 +313,8 @@ class AppearanceMemory:
         stride and grown to sides of whole :data:`WINDOW_QUANTUM`, goes through the trunk: its cells line up
         with :meth:`features`' grid and, farther than the margin from a crop edge inside the frame, hold the
         same values (the trunk sees the same pixels around them). At 854x480 the trunk was half of the
-        appearance stage; masks cover a part.
+        appearance stage; masks cover a part. The network's FPN features (when given) run on the same crop;
+        their top-down path reaches farther than the margin, so theirs are close to the whole frame's, not equal.
         """
         x = self._resized(frame)
         (sh, sw), (h, w) = x.shape[-2:], frame.shape[:2]
