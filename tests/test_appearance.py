@@ -252,9 +252,9 @@ def _tiny_ovsnet(backbone: str = "resnet18") -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_lite0"])
-def test_network_features_are_the_detectors_finest_fpn_level(backbone: str) -> None:
-    """From the trunk's normalised frame: the detector backbone's level "0" on its own normalisation, with
-    BN folded into a copy (the detector keeps its BN layers)."""
+def test_network_features_are_the_detectors_fine_levels_and_finest_fpn_level(backbone: str) -> None:
+    """From the trunk's normalised frame: the detector backbone's two finest body levels and its FPN level "0"
+    on its own normalisation, with BN folded into a copy (the detector keeps its BN layers)."""
     model = _tiny_ovsnet(backbone)
     detector = model.detector
     network = network_features(model)
@@ -263,24 +263,45 @@ def test_network_features_are_the_detectors_finest_fpn_level(backbone: str) -> N
     mean = torch.tensor(detector.transform.image_mean).view(1, 3, 1, 1)
     std = torch.tensor(detector.transform.image_std).view(1, 3, 1, 1)
     with torch.inference_mode():
-        expected = detector.backbone((raw / 255 - mean) / std)["0"]
-        got = network((raw - 127.0) / 128.0)
-    assert got.shape == expected.shape == (1, 32, 16, 24)
-    torch.testing.assert_close(got, expected, atol=1e-3 * float(expected.abs().max()), rtol=0)
+        normalised = (raw / 255 - mean) / std
+        expected_top = detector.backbone(normalised)["0"]
+        body = detector.backbone.body(normalised)
+        expected_fine = list(body.values() if isinstance(body, dict) else body)[:2]
+        fine, top = network((raw - 127.0) / 128.0)
+    assert top.shape == expected_top.shape == (1, 32, 16, 24)
+    torch.testing.assert_close(top, expected_top, atol=1e-3 * float(expected_top.abs().max()), rtol=0)
+    assert [f.shape[-2:] for f in fine] == [(16, 24), (8, 12)]  # strides 4 and 8
+    for got, expected in zip(fine, expected_fine, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-3 * float(expected.abs().max()), rtol=0)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in detector.backbone.modules())
 
 
-def test_memory_mixes_imagenet_and_network_similarities_by_their_shares() -> None:
+def test_memory_mixes_the_networks_fine_levels_and_fpn_level_by_their_shares() -> None:
+    """With a network, its one backbone pass replaces the ImageNet trunk (not even built); a dot product of
+    two feature vectors is 0.7 x the fine levels' cosine + 0.3 x the FPN level's."""
     network = network_features(_tiny_ovsnet())
     frame, _ = _photo_scene(0, 0)
-    imagenet = AppearanceMemory(AppearanceSettings(network_share=0.3)).features(frame)  # no network given
-    mixed = AppearanceMemory(AppearanceSettings(network_share=0.3), network=network).features(frame)
-    assert imagenet.shape[0] == 64 and mixed.shape == (64 + 32, *imagenet.shape[1:])
-    torch.testing.assert_close(mixed.norm(dim=0), torch.ones(imagenet.shape[1:]), atol=1e-5, rtol=0)
+    imagenet = AppearanceMemory(AppearanceSettings(network_share=0.3))  # no network given
+    memory = AppearanceMemory(AppearanceSettings(network_share=0.3), network=network)
+    assert imagenet.trunk is not None and memory.trunk is None
+    mixed = memory.features(frame)
+    assert imagenet.features(frame).shape == (64, *mixed.shape[1:])
+    with torch.inference_mode():
+        fine, top = network(memory._resized(frame))
+    grid = mixed.shape[1:]
+    assert mixed.shape[0] == sum(f.shape[1] for f in fine) + top.shape[1] == 64 + 128 + 32
+    torch.testing.assert_close(mixed.norm(dim=0), torch.ones(grid), atol=1e-5, rtol=0)
+
+    def unit(parts: list[torch.Tensor]) -> torch.Tensor:
+        up = [F.normalize(F.interpolate(p, size=grid, mode="bilinear"), dim=1) for p in parts]
+        return F.normalize(torch.cat(up, dim=1), dim=1)[0].flatten(1)
+
+    fine_units, top_units = unit(fine), unit([top])
     a, b = mixed.flatten(1)[:, :50], mixed.flatten(1)[:, 50:100]
-    im_a, im_b = imagenet.flatten(1)[:, :50], imagenet.flatten(1)[:, 50:100]
-    net_a, net_b = (F.normalize(part[64:], dim=0) for part in (a, b))
-    torch.testing.assert_close(a.T @ b, 0.7 * im_a.T @ im_b + 0.3 * net_a.T @ net_b, atol=1e-5, rtol=0)
+    expected = (
+        0.7 * fine_units[:, :50].T @ fine_units[:, 50:100] + 0.3 * top_units[:, :50].T @ top_units[:, 50:100]
+    )
+    torch.testing.assert_close(a.T @ b, expected, atol=1e-5, rtol=0)
 
 
 def test_segmenter_matches_in_the_networks_features_only_when_it_has_them() -> None:
@@ -289,7 +310,7 @@ def test_segmenter_matches_in_the_networks_features_only_when_it_has_them() -> N
     shared = VideoSegmenter(model, ZeroFlow())
     assert shared._appearance is not None and shared._appearance.network is not None
     shared.start(frames[0], labels[0])
-    assert all(bank.shape[0] == 64 + 32 for bank in shared._appearance.memory.values())
+    assert all(bank.shape[0] == 64 + 128 + 32 for bank in shared._appearance.memory.values())
     assert shared.step(frames[1]).shape == labels[1].shape
     for other, overrides in (
         (model, {"appearance.network_share": 0.0}),

@@ -25,9 +25,10 @@ paper's rules (``inference=paper`` restores them exactly; the values are
   nothing is there. The mask must also look like such a failure (``absence.implausible_growth``), and a frame with
   no candidate at all counts only once the detector has returned one in the video, so a detector that finds
   nothing leaves exactly the flow propagation. Once absent, only the Re-ID path brings the object back.
-- ``appearance``: after the cascade, each mask's outline is corrected by what its pixels look like in frozen
-  ImageNet features matched against the first frame (``inference/appearance.py``, the segmenter): the
-  cascade decides where an object is, appearance stops its outline drifting.
+- ``appearance``: after the cascade, each mask's outline is corrected by what its pixels look like in
+  features (the trained network's, or frozen ImageNet ones) matched against the first frame
+  (``inference/appearance.py``, the segmenter): the cascade decides where an object is, appearance stops
+  its outline drifting.
 """
 
 from __future__ import annotations

