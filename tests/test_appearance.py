@@ -118,6 +118,68 @@ def test_memory_tells_real_photographs_apart_after_they_move() -> None:
         memory.remember(first, first_labels, [9])
 
 
+def test_memory_update_remembers_interior_cells_of_the_frame_last_matched() -> None:
+    """Beside the first annotation (always kept), each update adds up to update_cells cells per label, taken
+    from the features of the frame just matched and only well inside the label (not at its outline); the
+    latest update_frames updates are kept; without a matched frame nothing is added."""
+    memory = AppearanceMemory(AppearanceSettings(update_cells=10, update_frames=2))
+    first, first_labels = _photo_scene(0, 0)
+    memory.remember(first, first_labels, [1, 2])
+    annotated = {label: bank.clone() for label, bank in memory.memory.items()}
+    assert memory.remember_segmentation(torch.from_numpy(first_labels)) == 0  # nothing matched yet
+    frame, labels = _photo_scene(6, 8)
+    memory.probabilities(frame, [1, 2])
+    assert memory.remember_segmentation(torch.from_numpy(labels)) == 3 * 10
+    assert memory.remember_segmentation(torch.from_numpy(labels)) == 0  # each matched frame once
+    feats = memory.features(frame)
+    c, h, w = feats.shape
+    cell_h, cell_w = H / h, W / w
+    for label, bank in memory.memory.items():
+        assert bank.shape == (c, annotated[label].shape[1] + 10)
+        torch.testing.assert_close(bank[:, : annotated[label].shape[1]], annotated[label])
+        where = (bank[:, -10:].T @ feats.reshape(c, -1)).argmax(1)  # the cell each vector came from
+        for cell in where.tolist():
+            y, x = (cell // w + 0.5) * cell_h, (cell % w + 0.5) * cell_w
+            # the cell and its neighbours lie inside the label: nothing from the outline
+            ys = np.clip([y - 1.5 * cell_h, y, y + 1.5 * cell_h], 0, H - 1).astype(int)
+            xs = np.clip([x - 1.5 * cell_w, x, x + 1.5 * cell_w], 0, W - 1).astype(int)
+            assert (labels[np.ix_(ys, xs)] == label).all(), (label, y, x)
+    # an object missing from the segmentation gets nothing; only the latest two updates are kept
+    gone = np.where(labels == 2, 0, labels)
+    for _ in range(2):
+        memory.probabilities(frame, [1, 2])
+        assert memory.remember_segmentation(torch.from_numpy(gone)) == 2 * 10
+    assert memory.memory[1].shape[1] == annotated[1].shape[1] + 2 * 10
+    assert memory.memory[2].shape[1] == annotated[2].shape[1] + 10
+    memory.reset()
+    assert memory.memory == {}
+
+
+def test_segmenter_updates_the_appearance_memory_every_n_frames() -> None:
+    frames, labels = make_video(num_frames=5)
+    sizes = {}
+    for every in (2, None):
+        segmenter = VideoSegmenter(
+            NoNetwork(), ZeroFlow(), resolve(overrides={"appearance.update_every": every})
+        )
+        segmenter.start(frames[0], labels[0])
+        history = [{k: v.shape[1] for k, v in segmenter._appearance.memory.items()}]
+        for frame in frames[1:]:
+            segmenter.step(frame)
+            history.append({k: v.shape[1] for k, v in segmenter._appearance.memory.items()})
+        sizes[every] = history
+    grew = [
+        any(after[k] > before[k] for k in after)
+        for before, after in zip(sizes[2][:-1], sizes[2][1:], strict=True)
+    ]
+    assert grew == [False, True, False, True]  # frames 2 and 4
+    assert all(h == sizes[None][0] for h in sizes[None])
+    with pytest.raises(ValueError, match="update_every"):
+        resolve(overrides={"appearance.update_every": 0})
+    with pytest.raises(ValueError, match="update_frames"):
+        resolve(overrides={"appearance.update_frames": 0})
+
+
 @pytest.mark.parametrize("window", [(30, 60, 40, 90), (0, 20, 0, 30), (70, H, 100, W), (0, H, 0, W)])
 def test_window_features_are_the_whole_frames_features_around_the_window(window: tuple) -> None:
     """The trunk runs on a crop around the window; its cells line up with the whole frame's grid and, away

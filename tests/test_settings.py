@@ -25,8 +25,14 @@ FIELDS = {f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fi
 
 def test_every_old_flat_key_maps_to_one_new_key() -> None:
     """The flat names of older checkpoints and manifests cover every setting they could store, one name each
-    (``detector`` and ``appearance.network_share`` came after the sections: no file stores them flat)."""
-    newer = {key for key in FIELDS if key.startswith("detector.")} | {"appearance.network_share"}
+    (``detector``, ``appearance.network_share`` and the memory updates came after the sections: no file
+    stores them flat)."""
+    newer = {key for key in FIELDS if key.startswith("detector.")} | {
+        "appearance.network_share",
+        "appearance.update_every",
+        "appearance.update_cells",
+        "appearance.update_frames",
+    }
     assert set(FLAT_KEYS.values()) == set(FIELDS) - newer
     assert len(set(FLAT_KEYS.values())) == len(FLAT_KEYS)
 

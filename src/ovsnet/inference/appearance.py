@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from collections import deque
 
 import cv2
 import numpy as np
@@ -274,11 +275,17 @@ class AppearanceMemory:
         self.short_side, self.top_k = settings.short_side, settings.top_k
         self.temperature = settings.temperature
         self.max_per_label = max_per_label
+        self.update_cells, self.update_frames = settings.update_cells, settings.update_frames
         self.reset()
 
     def reset(self) -> None:
         """Forget the video: no label has a memory."""
-        self.memory: dict[int, Tensor] = {}  # label (0 = background) -> (C, N) unit feature vectors
+        # label (0 = background) -> (C, N) unit feature vectors: the first annotation's, then the updates'
+        self.memory: dict[int, Tensor] = {}
+        self._annotated: dict[int, Tensor] = {}  # the first annotation's part, always kept
+        self._updates: dict[int, deque[Tensor]] = {}  # the latest update_frames updates per label
+        # the features of the last frame matched, their first grid cell and the frame's grid size
+        self._matched: tuple[Tensor, tuple[int, int], tuple[int, int]] | None = None
 
     def _resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """A frame's size (H, W) once resized to ``short_side``, each side a multiple of the trunk's coarsest
@@ -369,9 +376,39 @@ class AppearanceMemory:
                 if label == 0:
                     continue  # objects fill the frame: no background to remember
                 raise DataError(f"object {label} has no pixel in the annotation given to remember()")
-            if len(chosen) > self.max_per_label:
-                chosen = chosen[torch.linspace(0, len(chosen) - 1, self.max_per_label).long()]
-            self.memory[label] = vectors[:, chosen].clone()
+            self._annotated[label] = vectors[:, _evenly(chosen, self.max_per_label)].clone()
+            self._updates[label] = deque(maxlen=self.update_frames)
+            self.memory[label] = self._annotated[label]
+
+    @torch.inference_mode()
+    def remember_segmentation(self, label_map: Tensor) -> int:
+        """Remember, beside the first annotation, the cells well inside each label of the frame last matched
+        by :meth:`probabilities` (``label_map``: that frame's (H, W) segmentation), up to ``update_cells`` per
+        label; each label keeps its latest ``update_frames`` updates. Returns the cells added.
+
+        Only cells wholly inside a label, and not on its outline's cells (one cell of erosion), are taken:
+        the segmentation's own errors sit at the outlines, and remembering them would teach the memory its
+        drift. The background near the objects (the matched window) is remembered too: the hardest negatives.
+        Nothing is remembered when no frame was matched since the last call.
+        """
+        if self._matched is None:
+            return 0
+        feats, (oy, ox), grid = self._matched
+        self._matched = None
+        c, gh, gw = feats.shape
+        vectors, added = feats.reshape(c, -1), 0
+        labels = label_map.to(self.device)
+        for label in self._annotated:
+            inside = F.adaptive_avg_pool2d((labels == label)[None, None].float(), grid)[0, 0] >= 1.0 - 1e-6
+            inside = -F.max_pool2d(-inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0.5
+            chosen = inside[oy : oy + gh, ox : ox + gw].flatten().nonzero().flatten()
+            if len(chosen) == 0:
+                continue
+            chosen = _evenly(chosen, self.update_cells)
+            self._updates[label].append(vectors[:, chosen].clone())
+            self.memory[label] = torch.cat([self._annotated[label], *self._updates[label]], dim=1)
+            added += len(chosen)
+        return added
 
     @torch.inference_mode()
     def probabilities(
@@ -406,6 +443,7 @@ class AppearanceMemory:
             feats, (oy, ox) = (
                 (self.features(frame), (0, 0)) if needed is None else self.window_features(frame, needed)
             )
+            self._matched = (feats, (oy, ox), (h, w))
             c, _, cw = feats.shape
             picked = feats.reshape(c, -1).T[(where // w - oy) * cw + where % w - ox]
             for j, label in enumerate(labels):
@@ -418,6 +456,13 @@ class AppearanceMemory:
         if window is not None:
             return resize_window(probs, frame.shape[:2], window)
         return F.interpolate(probs[None], size=frame.shape[:2], mode="bilinear", align_corners=False)[0]
+
+
+def _evenly(indices: Tensor, limit: int) -> Tensor:
+    """At most ``limit`` of ``indices``, evenly spaced (all of them when there are no more)."""
+    if len(indices) <= limit:
+        return indices
+    return indices[torch.linspace(0, len(indices) - 1, limit, device=indices.device).long()]
 
 
 def correct_masks(probs: Tensor, appearance: Tensor, allowed: Tensor, prior_power: float) -> Tensor:

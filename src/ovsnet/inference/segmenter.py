@@ -3,8 +3,9 @@
 Per frame: a detector pass on key frames (``inference.detector.every``, and every frame while an object is
 lost), flow from the previous frame at reduced resolution, the association cascade at reduced resolution (on
 frames between key frames every present object follows flow), MGA refinement of the chosen objects only, the
-appearance correction of every mask (features matched against the first frame) and a merge into one label
-map. The
+appearance correction of every mask (features matched against the first frame and, every
+``inference.appearance.update_every`` frames, the interiors of the frame just segmented) and a merge into one
+label map. The
 state is the previous frame, its label map and bounded Re-ID banks: O(1) in video length. Templates are
 warped at the reduced IoU resolution; only flow-path objects are warped at full resolution.
 The segmenter never looks ahead. It needs only :class:`~ovsnet.inference.protocol.SegmenterModel` from
@@ -259,6 +260,9 @@ class VideoSegmenter:
                 probs = self._correct(frame, probs)
         with self._timed("merge"):
             labels = self._merge(probs)
+        if self._appearance is not None and self._appearance_update_due():
+            with self._timed("appearance"):
+                self._appearance.remember_segmentation(self._prev_labels)
         self._update(cand, decisions, detected=det is not None)
         self._prev_frame, self._last_features = frame, None if det is None else det.features
         self.frame_index += 1
@@ -278,6 +282,11 @@ class VideoSegmenter:
         )
         self._since_detection = 0 if due else self._since_detection + 1
         return due
+
+    def _appearance_update_due(self) -> bool:
+        """Whether the frame being segmented updates the appearance memory (``appearance.update_every``)."""
+        every = self.config.appearance.update_every
+        return every is not None and (self.frame_index + 1) % every == 0
 
     def _small_size(self) -> tuple[int, int]:
         h, w = self._size

@@ -143,12 +143,25 @@ class AppearanceSettings:
     # similarity from its finest FPN level, the rest from its body's stride-4/8 levels; 0, or a model without
     # a torchvision FPN backbone (the ONNX backend, no network): the frozen ImageNet trunk alone
     network_share: float = 0.3
+    # every this many frames the memory also remembers the cells well inside each label (background included)
+    # of the frame just segmented, so it follows an object whose look changes (a turn, a new side, the light);
+    # None: the first annotation only. The first annotation is always kept beside the updates.
+    update_every: int | None = 8
+    update_cells: int = 512  # cells remembered per label and update (evenly spaced)
+    update_frames: int = 4  # updates kept per label; the oldest is forgotten
 
     def __post_init__(self) -> None:
         if self.short_side < 16 or self.top_k < 1 or self.temperature <= 0:
             raise ValueError(
                 "inference.appearance needs short_side >= 16, top_k >= 1 and temperature > 0; got "
                 f"{self.short_side}, {self.top_k}, {self.temperature}"
+            )
+        if (self.update_every is not None and self.update_every < 1) or min(
+            self.update_cells, self.update_frames
+        ) < 1:
+            raise ValueError(
+                "inference.appearance needs update_every >= 1 (or null), update_cells >= 1 and "
+                f"update_frames >= 1; got {self.update_every}, {self.update_cells}, {self.update_frames}"
             )
         _check_unit("appearance", band=self.band, network_share=self.network_share)
         if self.prior_power < 0:
