@@ -19,11 +19,11 @@ from ovsnet.inference.appearance import (
     correct_masks,
     dilate,
     first_argmax,
-    network_features,
     resize_window,
     top_k_mean,
 )
 from ovsnet.inference.flow import ZeroFlow
+from ovsnet.inference.network_features import network_features
 from ovsnet.inference.no_network import NoNetwork
 from ovsnet.inference.segmenter import VideoSegmenter
 from ovsnet.inference.settings import AppearanceSettings, resolve

@@ -34,7 +34,6 @@ from ovsnet.inference.appearance import (
     bounding_window,
     correct_masks,
     dilate,
-    network_features,
 )
 from ovsnet.inference.cascade import (
     PATHS,
@@ -48,6 +47,7 @@ from ovsnet.inference.cascade import (
 )
 from ovsnet.inference.flow import FlowEstimator, build_flow, resize_flow, warp
 from ovsnet.inference.memory import ReIDBank
+from ovsnet.inference.network_features import network_features
 from ovsnet.inference.propagation import merge_probs, object_masks, warp_objects
 from ovsnet.inference.protocol import FrameDetections, SegmenterModel
 from ovsnet.inference.settings import InferenceSettings
