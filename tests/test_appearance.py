@@ -121,16 +121,17 @@ def test_memory_tells_real_photographs_apart_after_they_move() -> None:
 def test_memory_update_remembers_interior_cells_of_the_frame_last_matched() -> None:
     """Beside the first annotation (always kept), each update adds up to update_cells cells per label, taken
     from the features of the frame just matched and only well inside the label (not at its outline); the
-    latest update_frames updates are kept; without a matched frame nothing is added."""
+    latest update_frames updates are kept; for a frame that was not the one matched nothing is added."""
     memory = AppearanceMemory(AppearanceSettings(update_cells=10, update_frames=2))
     first, first_labels = _photo_scene(0, 0)
     memory.remember(first, first_labels, [1, 2])
     annotated = {label: bank.clone() for label, bank in memory.memory.items()}
-    assert memory.remember_segmentation(torch.from_numpy(first_labels)) == 0  # nothing matched yet
+    assert memory.remember_segmentation(first, torch.from_numpy(first_labels)) == 0  # nothing matched yet
     frame, labels = _photo_scene(6, 8)
     memory.probabilities(frame, [1, 2])
-    assert memory.remember_segmentation(torch.from_numpy(labels)) == 3 * 10
-    assert memory.remember_segmentation(torch.from_numpy(labels)) == 0  # each matched frame once
+    assert memory.remember_segmentation(frame.copy(), torch.from_numpy(labels)) == 0  # not the frame matched
+    assert memory.remember_segmentation(frame, torch.from_numpy(labels)) == 3 * 10
+    assert memory.remember_segmentation(frame, torch.from_numpy(labels)) == 0  # each matched frame once
     feats = memory.features(frame)
     c, h, w = feats.shape
     cell_h, cell_w = H / h, W / w
@@ -148,7 +149,7 @@ def test_memory_update_remembers_interior_cells_of_the_frame_last_matched() -> N
     gone = np.where(labels == 2, 0, labels)
     for _ in range(2):
         memory.probabilities(frame, [1, 2])
-        assert memory.remember_segmentation(torch.from_numpy(gone)) == 2 * 10
+        assert memory.remember_segmentation(frame, torch.from_numpy(gone)) == 2 * 10
     assert memory.memory[1].shape[1] == annotated[1].shape[1] + 2 * 10
     assert memory.memory[2].shape[1] == annotated[2].shape[1] + 10
     memory.reset()

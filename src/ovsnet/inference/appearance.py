@@ -228,8 +228,8 @@ class AppearanceMemory:
         self.memory: dict[int, Tensor] = {}
         self._annotated: dict[int, Tensor] = {}  # the first annotation's part, always kept
         self._updates: dict[int, deque[Tensor]] = {}  # the latest update_frames updates per label
-        # the features of the last frame matched, their first grid cell and the frame's grid size
-        self._matched: tuple[Tensor, tuple[int, int], tuple[int, int]] | None = None
+        # the last frame matched, its features, their first grid cell and the frame's grid size
+        self._matched: tuple[np.ndarray, Tensor, tuple[int, int], tuple[int, int]] | None = None
 
     def _resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """A frame's size (H, W) once resized to ``short_side``, each side a multiple of the trunk's coarsest
@@ -325,19 +325,20 @@ class AppearanceMemory:
             self.memory[label] = self._annotated[label]
 
     @torch.inference_mode()
-    def remember_segmentation(self, label_map: Tensor) -> int:
-        """Remember, beside the first annotation, the cells well inside each label of the frame last matched
-        by :meth:`probabilities` (``label_map``: that frame's (H, W) segmentation), up to ``update_cells`` per
-        label; each label keeps its latest ``update_frames`` updates. Returns the cells added.
+    def remember_segmentation(self, frame: np.ndarray, label_map: Tensor) -> int:
+        """Remember, beside the first annotation, the cells well inside each label of ``frame`` (``label_map``:
+        its (H, W) segmentation), up to ``update_cells`` per label; each label keeps its latest
+        ``update_frames`` updates. Returns the cells added.
 
         Only cells wholly inside a label, and not on its outline's cells (one cell of erosion), are taken:
         the segmentation's own errors sit at the outlines, and remembering them would teach the memory its
         drift. The background near the objects (the matched window) is remembered too: the hardest negatives.
-        Nothing is remembered when no frame was matched since the last call.
+        The features are those :meth:`probabilities` computed for ``frame``: nothing is remembered when it was
+        not the frame last matched (a frame where every object was absent matches nothing), or twice.
         """
-        if self._matched is None:
+        if self._matched is None or self._matched[0] is not frame:
             return 0
-        feats, (oy, ox), grid = self._matched
+        _, feats, (oy, ox), grid = self._matched
         self._matched = None
         c, gh, gw = feats.shape
         vectors, added = feats.reshape(c, -1), 0
@@ -387,7 +388,7 @@ class AppearanceMemory:
             feats, (oy, ox) = (
                 (self.features(frame), (0, 0)) if needed is None else self.window_features(frame, needed)
             )
-            self._matched = (feats, (oy, ox), (h, w))
+            self._matched = (frame, feats, (oy, ox), (h, w))
             c, _, cw = feats.shape
             picked = feats.reshape(c, -1).T[(where // w - oy) * cw + where % w - ox]
             for j, label in enumerate(labels):

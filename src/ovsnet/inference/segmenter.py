@@ -262,7 +262,7 @@ class VideoSegmenter:
             labels = self._merge(probs)
         if self._appearance is not None and self._appearance_update_due():
             with self._timed("appearance"):
-                self._appearance.remember_segmentation(self._prev_labels)
+                self._appearance.remember_segmentation(frame, self._prev_labels)
         self._update(cand, decisions, detected=det is not None)
         self._prev_frame, self._last_features = frame, None if det is None else det.features
         self.frame_index += 1
