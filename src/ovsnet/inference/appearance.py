@@ -176,14 +176,16 @@ def resize_window(grid: Tensor, size: tuple[int, int], window: Window) -> Tensor
 
 
 class AppearanceMemory:
-    """First-frame (and first-annotation) features per label; per-pixel label probabilities for new frames.
+    """First-annotation features per label, and those of recent segmented frames (:meth:`remember_segmentation`:
+    ``update_cells`` interior cells per label, the latest ``update_frames`` updates); per-pixel label
+    probabilities for new frames.
 
     ``settings`` (:class:`~ovsnet.inference.settings.AppearanceSettings`, None: the defaults): the
     ``backbone``; ``short_side``, the frames' short side before the trunk (small frames are enlarged:
     stride-4 features of a 128-pixel frame are too coarse for thin parts); the ``top_k`` nearest memory
     pixels averaged per label; the softmax ``temperature`` over labels. ``max_per_label`` memory pixels are
     kept per label (evenly spaced), which bounds the matching cost. ``network``
-    (:func:`network_features`): the trained network's features, in place of the ImageNet trunk's; its FPN
+    (:func:`~ovsnet.inference.network_features.network_features`): the trained network's features, in place of the ImageNet trunk's; its FPN
     level makes ``network_share`` of each similarity, its body's fine levels the rest (a feature vector is
     both parts, each a unit vector, scaled by the square roots of their shares, so a dot product is the
     shares' mix of the two cosine similarities).
