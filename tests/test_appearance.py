@@ -118,6 +118,34 @@ def test_memory_tells_real_photographs_apart_after_they_move() -> None:
         memory.remember(first, first_labels, [9])
 
 
+def test_first_annotation_remembers_the_cells_mostly_each_objects_own() -> None:
+    """An object remembers the feature cells at least half its own: a cell on its outline is mostly background
+    and taught a small object's memory to match the background beside it. An object too small for
+    MIN_OBJECT_CELLS such cells remembers every cell it touches."""
+    memory = AppearanceMemory()
+    first, labels = _photo_scene(0, 0)
+    labels[5:7, 100:102] = 3  # 2x2 pixels: a few cells of the stride-4 grid, none wholly its own
+    memory.remember(first, labels, [1, 2, 3])
+    feats = memory.features(first)
+    c, h, w = feats.shape
+    for obj in (1, 2, 3):
+        mask = torch.from_numpy(labels == obj)[None, None].float()
+        cover = F.adaptive_avg_pool2d(mask, (h, w)).flatten()
+        touched = F.adaptive_max_pool2d(mask, (h, w)).flatten() > 0
+        owned = cover >= appearance_module.OBJECT_COVER
+        bank = memory.memory[obj]
+        similarity, cell = (bank.T @ feats.reshape(c, -1)).max(1)  # the cell each vector came from
+        assert bool((similarity > 1 - 1e-4).all())
+        if obj == 3:
+            assert int(owned.sum()) < appearance_module.MIN_OBJECT_CELLS
+            assert bank.shape[1] == int(touched.sum())
+            assert bool(touched[cell].all())
+        else:
+            assert int(touched.sum()) > int(owned.sum()) >= appearance_module.MIN_OBJECT_CELLS
+            assert bank.shape[1] == int(owned.sum())
+            assert bool((cover[cell] >= appearance_module.OBJECT_COVER).all()), obj
+
+
 def test_memory_update_remembers_interior_cells_of_the_frame_last_matched() -> None:
     """Beside the first annotation (always kept), each update adds up to update_cells cells per label, taken
     from the features of the frame just matched and only well inside the label (not at its outline); the

@@ -66,6 +66,12 @@ WINDOW_QUANTUM = 64
 MATCH_BLOCK = 1 << 22
 # memory columns per group of top_k_mean's first pass (64: the fastest of 16-256 for 4096-pixel memories)
 TOP_K_GROUP = 64
+# an object remembers the cells at least this much its own in the first annotation: a cell it merely touches
+# is mostly background, and such cells were a third of a small object's memory (the water beside a boat then
+# matched the boat)
+OBJECT_COVER = 0.5
+# an object with fewer such cells (too small or thin for the grid) remembers every cell it touches
+MIN_OBJECT_CELLS = 16
 # weight of "not what the cascade said" in the prior: a pixel outside an object's mask (or the background
 # inside one) keeps this much probability before the power, so only clear appearance evidence flips it
 PRIOR_FLOOR = 1e-3
@@ -305,19 +311,25 @@ class AppearanceMemory:
     def remember(self, frame: np.ndarray, label_map: np.ndarray, ids: list[int]) -> None:
         """Store the annotated cells of ``ids`` (and of the background, once: from the first annotation).
 
-        An object owns every feature cell it touches (so a thin or tiny object still has memory); the
-        background owns only the cells no labelled (or void) pixel touches.
+        An object owns the feature cells at least :data:`OBJECT_COVER` its own; one with fewer than
+        :data:`MIN_OBJECT_CELLS` of them (thin or tiny) owns every cell it touches, so it still has a memory.
+        The background owns only the cells no labelled (or void) pixel touches. A cell on an outline is
+        neither's: its features mix both sides.
         """
         feats = self.features(frame)
         c, h, w = feats.shape
         labels = torch.from_numpy(np.asarray(label_map).astype(np.int64)).to(self.device)
 
-        def cells(mask: Tensor) -> Tensor:
+        def touched(mask: Tensor) -> Tensor:
             return F.adaptive_max_pool2d(mask[None, None].float(), (h, w)).flatten() > 0
+
+        def owned(mask: Tensor) -> Tensor:
+            covered = F.adaptive_avg_pool2d(mask[None, None].float(), (h, w)).flatten() >= OBJECT_COVER
+            return covered if int(covered.sum()) >= MIN_OBJECT_CELLS else touched(mask)
 
         vectors = feats.reshape(c, -1)
         for label in [0, *ids] if 0 not in self.memory else ids:
-            chosen = (~cells(labels != 0) if label == 0 else cells(labels == label)).nonzero().flatten()
+            chosen = (~touched(labels != 0) if label == 0 else owned(labels == label)).nonzero().flatten()
             if len(chosen) == 0:
                 if label == 0:
                     continue  # objects fill the frame: no background to remember
