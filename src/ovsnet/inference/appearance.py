@@ -67,8 +67,8 @@ MATCH_BLOCK = 1 << 22
 # memory columns per group of top_k_mean's first pass (64: the fastest of 16-256 for 4096-pixel memories)
 TOP_K_GROUP = 64
 # an object remembers the cells at least this much its own in the first annotation: a cell it merely touches
-# is mostly background, and such cells were a third of a small object's memory (the water beside a boat then
-# matched the boat)
+# is mostly background, and such cells were 15-39% of an object's memory on held-out DAVIS videos (the water
+# beside a boat then matched the boat)
 OBJECT_COVER = 0.5
 # an object with fewer such cells (too small or thin for the grid) remembers every cell it touches
 MIN_OBJECT_CELLS = 16
