@@ -320,16 +320,17 @@ class AppearanceMemory:
         c, h, w = feats.shape
         labels = torch.from_numpy(np.asarray(label_map).astype(np.int64)).to(self.device)
 
-        def touched(mask: Tensor) -> Tensor:
-            return F.adaptive_max_pool2d(mask[None, None].float(), (h, w)).flatten() > 0
-
         def owned(mask: Tensor) -> Tensor:
-            covered = F.adaptive_avg_pool2d(mask[None, None].float(), (h, w)).flatten() >= OBJECT_COVER
-            return covered if int(covered.sum()) >= MIN_OBJECT_CELLS else touched(mask)
+            cover = _cell_cover(mask, (h, w)).flatten()
+            covered = cover >= OBJECT_COVER
+            return covered if int(covered.sum()) >= MIN_OBJECT_CELLS else cover > 0
 
         vectors = feats.reshape(c, -1)
         for label in [0, *ids] if 0 not in self.memory else ids:
-            chosen = (~touched(labels != 0) if label == 0 else owned(labels == label)).nonzero().flatten()
+            if label == 0:
+                chosen = (_cell_cover(labels != 0, (h, w)) == 0).flatten().nonzero().flatten()
+            else:
+                chosen = owned(labels == label).nonzero().flatten()
             if len(chosen) == 0:
                 if label == 0:
                     continue  # objects fill the frame: no background to remember
@@ -358,7 +359,7 @@ class AppearanceMemory:
         vectors, added = feats.reshape(c, -1), 0
         labels = label_map.to(self.device)
         for label in self._annotated:
-            inside = F.adaptive_avg_pool2d((labels == label)[None, None].float(), grid)[0, 0] >= 1.0 - 1e-6
+            inside = _cell_cover(labels == label, grid) >= 1.0 - 1e-6
             inside = -F.max_pool2d(-inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0.5
             chosen = inside[oy : oy + gh, ox : ox + gw].flatten().nonzero().flatten()
             if len(chosen) == 0:
@@ -390,7 +391,7 @@ class AppearanceMemory:
         sh, sw = self._resized_size(frame.shape[:2])
         h, w = -(-sh // GRID_STRIDE), -(-sw // GRID_STRIDE)  # the frame's grid (ceil: "same" padding)
         if region is not None:
-            small = F.adaptive_max_pool2d(region[None, None].float(), (h, w))[0, 0] > 0
+            small = _cell_cover(region, (h, w)) > 0
             where = small.flatten().nonzero().flatten()
         else:
             where = torch.arange(h * w, device=self.device)
@@ -415,6 +416,12 @@ class AppearanceMemory:
         if window is not None:
             return resize_window(probs, frame.shape[:2], window)
         return F.interpolate(probs[None], size=frame.shape[:2], mode="bilinear", align_corners=False)[0]
+
+
+def _cell_cover(mask: Tensor, grid: tuple[int, int]) -> Tensor:
+    """(h, w) the share of each cell of the feature ``grid`` that an (H, W) boolean mask covers (the adaptive
+    pooling's cells): > 0 where the mask touches a cell, 1 where it fills it."""
+    return F.adaptive_avg_pool2d(mask[None, None].float(), grid)[0, 0]
 
 
 def _evenly(indices: Tensor, limit: int) -> Tensor:
