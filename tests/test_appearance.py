@@ -412,3 +412,47 @@ def test_segmenter_matches_in_the_networks_features_only_when_it_has_them() -> N
         assert segmenter._appearance is not None and segmenter._appearance.network is None
     with pytest.raises(ValueError, match="appearance.network_share"):
         resolve(overrides={"appearance.network_share": 1.5})
+
+
+def test_appearance_precision_is_bfloat16_only_where_the_cpu_multiplies_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``auto`` picks bfloat16 on a CPU with AMX tiles and float32 on any other CPU or device; the named
+    formats are taken as they are; anything else is refused naming the key."""
+    from ovsnet.inference.appearance import matching_dtype
+
+    for amx in (True, False):
+        monkeypatch.setattr(appearance_module, "_cpu_has_amx", lambda amx=amx: amx)
+        assert matching_dtype("auto", "cpu") == (torch.bfloat16 if amx else torch.float32)
+        assert matching_dtype("auto", "cuda") == torch.float32
+        assert matching_dtype("float32", "cpu") == torch.float32
+        assert matching_dtype("bfloat16", "cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="inference.appearance.precision"):
+        matching_dtype("float16", "cpu")
+    with pytest.raises(ValueError, match="inference.appearance.precision"):
+        resolve(overrides={"appearance.precision": "fp16"})
+
+
+def test_bfloat16_memory_matches_the_network_features_like_float32() -> None:
+    """In bfloat16 the network's pass and the memory are bfloat16 while features and probabilities stay
+    float32, and the probabilities are those of float32 up to rounding; without a network (the ImageNet
+    trunk's narrow features) the memory stays float32 whatever the setting."""
+    first, first_labels = _photo_scene(0, 0)
+    frame, _ = _photo_scene(6, 8)
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        memory = AppearanceMemory(
+            AppearanceSettings(precision=precision), network=network_features(_tiny_ovsnet())
+        )
+        assert memory.network is not None and memory.network.dtype == getattr(torch, precision)
+        memory.remember(first, first_labels, [1, 2])
+        assert {bank.dtype for bank in memory.memory.values()} == {getattr(torch, precision)}
+        assert memory.features(frame).dtype == torch.float32
+        results[precision] = memory.probabilities(frame, [1, 2])
+    exact, rounded = results["float32"], results["bfloat16"]
+    assert rounded.dtype == torch.float32
+    assert float((exact - rounded).abs().mean()) < 0.02
+    assert float((exact.argmax(0) == rounded.argmax(0)).float().mean()) > 0.97
+    imagenet = AppearanceMemory(AppearanceSettings(precision="bfloat16"))
+    imagenet.remember(first, first_labels, [1, 2])
+    assert imagenet.network is None and {b.dtype for b in imagenet.memory.values()} == {torch.float32}

@@ -30,6 +30,7 @@ from typing import Any
 from ovsnet.data.io import DataError
 
 __all__ = [
+    "APPEARANCE_PRECISIONS",
     "FLAT_KEYS",
     "SECTIONS",
     "AbsenceSettings",
@@ -125,6 +126,9 @@ class MGASettings:
         _check_unit("mga", min_iou=self.min_iou, weight=self.weight)
 
 
+APPEARANCE_PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
+
 @dataclass
 class AppearanceSettings:
     """The appearance memory (``ovsnet.inference.appearance``): after the cascade, each pixel near a mask goes
@@ -149,8 +153,17 @@ class AppearanceSettings:
     update_every: int | None = 8
     update_cells: int = 512  # cells remembered per label and update (evenly spaced)
     update_frames: int = 4  # updates kept per label; the oldest is forgotten
+    # number format of the network's pass and of matching its features (the ImageNet trunk's narrower
+    # features stay float32): "bfloat16" halves both on a CPU with AMX matrix units, "auto" picks it there and
+    # float32 elsewhere (a CPU without them has no fast bfloat16 convolutions), "float32" everywhere
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in APPEARANCE_PRECISIONS:
+            raise ValueError(
+                f"inference.appearance.precision must be one of {list(APPEARANCE_PRECISIONS)}, "
+                f"got {self.precision!r}"
+            )
         if self.short_side < 16 or self.top_k < 1 or self.temperature <= 0:
             raise ValueError(
                 "inference.appearance needs short_side >= 16, top_k >= 1 and temperature > 0; got "
