@@ -456,3 +456,58 @@ def test_bfloat16_memory_matches_the_network_features_like_float32() -> None:
     imagenet = AppearanceMemory(AppearanceSettings(precision="bfloat16"))
     imagenet.remember(first, first_labels, [1, 2])
     assert imagenet.network is None and {b.dtype for b in imagenet.memory.values()} == {torch.float32}
+
+
+def test_a_mask_past_its_band_grows_one_band_more_per_grow_step() -> None:
+    """A mask that shrank to a part of its object (a rider's wheel) takes back at most one band per correction;
+    with ``appearance.grow`` it is corrected again from the grown mask when it reaches its band's edge, so it
+    recovers more of the object in the same frame, and never more than that many bands further."""
+    first, labels = _photo_scene(0, 0)
+    truth = labels == 1
+    part = np.zeros_like(labels)
+    part[29:41, 27:39] = 1  # a 12x12 piece of the 30x36 cat
+    band = band_pixels(first.shape, AppearanceSettings().band)
+    grown = {}
+    for steps in (0, 1, 2):
+        segmenter = VideoSegmenter(NoNetwork(), ZeroFlow(), resolve(overrides={"appearance.grow": steps}))
+        segmenter.start(first, labels)
+        segmenter._prev_labels = torch.from_numpy(part)  # what a drifted segmentation left of object 1
+        grown[steps] = segmenter.step(first) == 1
+        reach = dilate(torch.from_numpy(part == 1)[None], band * (steps + 1))[0].numpy()
+        assert not (grown[steps] & ~reach).any(), steps  # at most steps + 1 bands from the piece
+    assert grown[0].sum() < grown[1].sum() < grown[2].sum()
+    assert (grown[1] & ~dilate(torch.from_numpy(part == 1)[None], band)[0].numpy()).any()
+    assert _iou(grown[0], truth) < _iou(grown[1], truth) < _iou(grown[2], truth)
+    with pytest.raises(ValueError, match="grow >= 0"):
+        resolve(overrides={"appearance.grow": -1})
+
+
+def test_matching_a_frame_again_scores_only_the_new_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second match of the frame just matched (a mask grown past its band) reuses the scores of the cells
+    already matched and matches only the others, with the same probabilities as one match of the larger
+    region; a memory update starts afresh."""
+    first, first_labels = _photo_scene(0, 0)
+    frame, _ = _photo_scene(6, 8)
+    small, large = torch.zeros(H, W, dtype=torch.bool), torch.zeros(H, W, dtype=torch.bool)
+    small[20:60, 20:70], large[10:80, 10:110] = True, True
+    fresh = AppearanceMemory()
+    fresh.remember(first, first_labels, [1, 2])
+    expected = fresh.probabilities(frame, [1, 2], large)
+    memory = AppearanceMemory()
+    memory.remember(first, first_labels, [1, 2])
+    matched, real = [], appearance_module.best_matches
+    monkeypatch.setattr(
+        appearance_module, "best_matches", lambda q, bank, k: matched.append(len(q)) or real(q, bank, k)
+    )
+    sh, sw = memory._resized_size((H, W))
+    grid = (-(-sh // appearance_module.GRID_STRIDE), -(-sw // appearance_module.GRID_STRIDE))
+    small_cells = appearance_module._cell_cover(small, grid) > 0
+    large_cells = appearance_module._cell_cover(large, grid) > 0
+    memory.probabilities(frame, [1, 2], small)
+    again = memory.probabilities(frame, [1, 2], large)
+    # the background and both objects, each pass: the second one only the large region's cells not matched yet
+    assert matched == [int(small_cells.sum())] * 3 + [int((large_cells & ~small_cells).sum())] * 3
+    torch.testing.assert_close(again, expected, atol=2e-3, rtol=0)
+    memory.remember_segmentation(frame, torch.from_numpy(first_labels))
+    memory.probabilities(frame, [1, 2], small)
+    assert matched[-1] == int(small_cells.sum())  # after a memory update the frame is matched afresh

@@ -270,6 +270,9 @@ class AppearanceMemory:
         self._updates: dict[int, deque[Tensor]] = {}  # the latest update_frames updates per label
         # the last frame matched, its features, their first grid cell and the frame's grid size
         self._matched: tuple[np.ndarray, Tensor, tuple[int, int], tuple[int, int]] | None = None
+        # that frame's labels, their scores per grid cell and which cells are scored: matching the same frame
+        # again (a mask grown past its band) scores only the cells not scored yet
+        self._scored: tuple[list[int], Tensor, Tensor] | None = None
 
     def _resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """A frame's size (H, W) once resized to ``short_side``, each side a multiple of the trunk's coarsest
@@ -339,6 +342,26 @@ class AppearanceMemory:
         rx0, rx1 = span(x0, x1, sw / w, sw)
         feats = self._grid_features(x[..., ry0:ry1, rx0:rx1])
         return feats, (ry0 // GRID_STRIDE, rx0 // GRID_STRIDE)
+
+    def _features_for(
+        self,
+        frame: np.ndarray,
+        cells: Tensor,
+        grid: tuple[int, int],
+        region: Tensor | None,
+        matched: tuple[np.ndarray, Tensor, tuple[int, int], tuple[int, int]] | None,
+    ) -> tuple[Tensor, tuple[int, int]]:
+        """Features holding the grid ``cells`` to match and their first cell: those of the frame's last match
+        when its crop holds them all (its context margin reaches past one band at 854x480), else one pass
+        over the region's window (or the whole frame without a region)."""
+        if matched is not None:
+            _, feats, (oy, ox), _ = matched
+            rows, cols = cells // grid[1] - oy, cells % grid[1] - ox
+            if bool(((rows >= 0) & (rows < feats.shape[1]) & (cols >= 0) & (cols < feats.shape[2])).all()):
+                return feats, (oy, ox)
+        needed = None if region is None else bounding_window(region)
+        # the trunk runs only around the matched cells (the region's window, with context)
+        return (self.features(frame), (0, 0)) if needed is None else self.window_features(frame, needed)
 
     def remember(self, frame: np.ndarray, label_map: np.ndarray, ids: list[int]) -> None:
         """Store the annotated cells of ``ids`` (and of the background, once: from the first annotation).
@@ -414,6 +437,8 @@ class AppearanceMemory:
 
         ``region`` (H, W) bool: only those pixels are matched (the rest get uniform probabilities).
         ``window`` (y0, y1, x0, x1): only those pixels are returned, (1 + K, y1 - y0, x1 - x0).
+        The same frame matched again (a larger region: a mask grown past its band) matches only the cells not
+        matched yet, in the features already computed when they hold those cells.
         """
         missing = [i for i in ids if i not in self.memory]
         if missing:
@@ -428,22 +453,29 @@ class AppearanceMemory:
         else:
             where = torch.arange(h * w, device=self.device)
         labels = [0, *ids]
-        scores = torch.zeros((len(labels), h * w), device=self.device)
-        needed = None if region is None else bounding_window(region)
-        if len(where):
-            # the trunk runs only around the matched cells (the region's window, with context)
-            feats, (oy, ox) = (
-                (self.features(frame), (0, 0)) if needed is None else self.window_features(frame, needed)
-            )
+        matched, scored = self._matched, self._scored
+        again = matched is not None and matched[0] is frame and scored is not None and scored[0] == labels
+        if again:  # the frame just matched, matched again: score only the cells not scored yet
+            _, all_scores, done = scored
+        else:
+            all_scores = torch.zeros((len(labels), h * w), device=self.device)
+            done = torch.zeros(h * w, dtype=torch.bool, device=self.device)
+            self._scored = (labels, all_scores, done)
+        todo = where[~done[where]]
+        if len(todo):
+            feats, (oy, ox) = self._features_for(frame, todo, (h, w), region, matched if again else None)
             self._matched = (frame, feats, (oy, ox), (h, w))
             c, _, cw = feats.shape
-            picked = feats.reshape(c, -1).T[(where // w - oy) * cw + where % w - ox].to(self.dtype)
+            picked = feats.reshape(c, -1).T[(todo // w - oy) * cw + todo % w - ox].to(self.dtype)
             for j, label in enumerate(labels):
                 bank = self.memory.get(label)
                 if bank is None:  # no background seen (an object filled the first frame)
-                    scores[j, where] = -1.0
+                    all_scores[j, todo] = -1.0
                     continue
-                scores[j, where] = best_matches(picked, bank, self.top_k)
+                all_scores[j, todo] = best_matches(picked, bank, self.top_k)
+            done[todo] = True
+        scores = torch.zeros((len(labels), h * w), device=self.device)
+        scores[:, where] = all_scores[:, where]  # cells outside the region: every label alike
         probs = torch.softmax(scores / self.temperature, dim=0).reshape(len(labels), h, w)
         if window is not None:
             return resize_window(probs, frame.shape[:2], window)

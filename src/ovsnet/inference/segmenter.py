@@ -400,8 +400,28 @@ class VideoSegmenter:
         return probs
 
     def _correct(self, frame: np.ndarray, probs: torch.Tensor) -> torch.Tensor:
-        """Every mask's outline corrected by appearance, within a band around where the cascade put it."""
-        allowed = dilate(probs > 0.5, band_pixels(self._size, self.config.appearance.band))
+        """Every mask's outline corrected by appearance, within a band around where the cascade put it.
+
+        A mask reaches at most one band (``appearance.band``) past the cascade's per correction. An object
+        whose corrected mask touches its band's edge is corrected again from that mask, up to
+        ``appearance.grow`` times: a rider whose mask shrank to a wheel while he was out of view comes back
+        whole in a few frames instead of a band a frame (only the cells not matched yet are matched again).
+        """
+        band = band_pixels(self._size, self.config.appearance.band)
+        allowed = dilate(probs > 0.5, band)
+        corrected = self._correct_within(frame, probs, allowed)
+        for _ in range(self.config.appearance.grow):
+            held = corrected > 0.5
+            reached = (dilate(held, 1) & ~allowed).flatten(1).any(1)
+            if not bool(reached.any()):
+                break
+            allowed = dilate(held, band)
+            again = self._correct_within(frame, corrected, allowed)
+            corrected = torch.where(reached[:, None, None], again, corrected)
+        return corrected
+
+    def _correct_within(self, frame: np.ndarray, probs: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """``probs`` corrected by appearance where ``allowed`` (K, H, W) lets each object go."""
         region = allowed.any(0)
         window = bounding_window(region)
         if window is None:

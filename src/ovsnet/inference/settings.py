@@ -142,6 +142,9 @@ class AppearanceSettings:
     top_k: int = 4  # nearest first-frame pixels averaged per label
     temperature: float = 0.02  # softmax temperature over the labels' similarities
     band: float = 0.05  # how far (fraction of the frame's short side) a mask may move per frame
+    # times an object whose corrected mask reaches the edge of its band is corrected again from that mask, a
+    # band further (a rider coming back into view, a limb coming out from behind a tree); 0: one band a frame
+    grow: int = 1
     prior_power: float = 0.25  # weight of the cascade's mask against appearance (0: none)
     # with a trained network, its backbone's features replace the ImageNet trunk's: this share of each
     # similarity from its finest FPN level, the rest from its body's stride-4/8 levels; 0, or a model without
@@ -164,10 +167,10 @@ class AppearanceSettings:
                 f"inference.appearance.precision must be one of {list(APPEARANCE_PRECISIONS)}, "
                 f"got {self.precision!r}"
             )
-        if self.short_side < 16 or self.top_k < 1 or self.temperature <= 0:
+        if self.short_side < 16 or self.top_k < 1 or self.temperature <= 0 or self.grow < 0:
             raise ValueError(
-                "inference.appearance needs short_side >= 16, top_k >= 1 and temperature > 0; got "
-                f"{self.short_side}, {self.top_k}, {self.temperature}"
+                "inference.appearance needs short_side >= 16, top_k >= 1, temperature > 0 and grow >= 0; "
+                f"got {self.short_side}, {self.top_k}, {self.temperature}, {self.grow}"
             )
         if (self.update_every is not None and self.update_every < 1) or min(
             self.update_cells, self.update_frames
