@@ -11,6 +11,7 @@ from skimage import data as skdata
 
 from ovsnet.data.io import DataError
 from ovsnet.inference import appearance as appearance_module
+from ovsnet.inference import matching as matching_module
 from ovsnet.inference.appearance import (
     AppearanceMemory,
     band_pixels,
@@ -322,11 +323,9 @@ def test_best_matches_in_blocks_equal_one_product(monkeypatch: pytest.MonkeyPatc
     queries = F.normalize(torch.randn(1000, 16, generator=generator), dim=1)
     bank = F.normalize(torch.randn(16, 700, generator=generator), dim=0)
     expected = (queries @ bank).topk(4, dim=1).values.mean(1)
-    monkeypatch.setattr(appearance_module, "MATCH_BLOCK", 700 * 128)  # blocks of 128 queries
+    monkeypatch.setattr(matching_module, "MATCH_BLOCK", 700 * 128)  # blocks of 128 queries
     real, blocks = top_k_mean, []
-    monkeypatch.setattr(
-        appearance_module, "top_k_mean", lambda sim, k: blocks.append(len(sim)) or real(sim, k)
-    )
+    monkeypatch.setattr(matching_module, "top_k_mean", lambda sim, k: blocks.append(len(sim)) or real(sim, k))
     torch.testing.assert_close(best_matches(queries, bank, 4), expected, rtol=0, atol=1e-6)
     assert blocks == [128] * 7 + [104]
 
@@ -419,10 +418,9 @@ def test_appearance_precision_is_bfloat16_only_where_the_cpu_multiplies_it(
 ) -> None:
     """``auto`` picks bfloat16 on a CPU with AMX tiles and float32 on any other CPU or device; the named
     formats are taken as they are; anything else is refused naming the key."""
-    from ovsnet.inference.appearance import matching_dtype
-
+    matching_dtype = matching_module.matching_dtype
     for amx in (True, False):
-        monkeypatch.setattr(appearance_module, "_cpu_has_amx", lambda amx=amx: amx)
+        monkeypatch.setattr(matching_module, "_cpu_has_amx", lambda amx=amx: amx)
         assert matching_dtype("auto", "cpu") == (torch.bfloat16 if amx else torch.float32)
         assert matching_dtype("auto", "cuda") == torch.float32
         assert matching_dtype("float32", "cpu") == torch.float32

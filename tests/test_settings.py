@@ -25,13 +25,15 @@ FIELDS = {f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fi
 
 def test_every_old_flat_key_maps_to_one_new_key() -> None:
     """The flat names of older checkpoints and manifests cover every setting they could store, one name each
-    (``detector``, ``appearance.network_share`` and the memory updates came after the sections: no file
-    stores them flat)."""
+    (``detector``, ``appearance.network_share``, the memory updates, ``grow`` and ``precision`` came after the
+    sections: no file stores them flat)."""
     newer = {key for key in FIELDS if key.startswith("detector.")} | {
         "appearance.network_share",
         "appearance.update_every",
         "appearance.update_cells",
         "appearance.update_frames",
+        "appearance.grow",
+        "appearance.precision",
     }
     assert set(FLAT_KEYS.values()) == set(FIELDS) - newer
     assert len(set(FLAT_KEYS.values())) == len(FLAT_KEYS)
