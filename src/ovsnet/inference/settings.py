@@ -143,7 +143,7 @@ class AppearanceSettings:
     temperature: float = 0.02  # softmax temperature over the labels' similarities
     band: float = 0.05  # how far (fraction of the frame's short side) a mask may move per frame
     # times an object whose corrected mask reaches the edge of its band is corrected again from that mask, a
-    # band further (a rider coming back into view, a limb coming out from behind a tree); 0: one band a frame
+    # band further (a rider whose mask shrank to his wheel coming back into view); 0: one band a frame
     grow: int = 1
     prior_power: float = 0.25  # weight of the cascade's mask against appearance (0: none)
     # with a trained network, its backbone's features replace the ImageNet trunk's: this share of each
