@@ -15,6 +15,7 @@ from ovsnet.cli import video as video_cli
 from ovsnet.cli.video import main
 from ovsnet.data.io import DataError, read_label_map, write_frame, write_label_map
 from ovsnet.data.video_reader import VideoWriter, iter_video_frames
+from ovsnet.inference.matching import matching_dtype
 from ovsnet.inference.settings import InferenceSettings
 from ovsnet.inference.video_job import segment_video
 from ovsnet.models.ovsnet import build_ovsnet
@@ -123,6 +124,8 @@ def test_main_segments_an_mp4(assets: dict[str, Path], tmp_path: Path) -> None:
     assert sum(summary["path_counts"].values()) == N - 1  # one object, one decision per later frame
     assert summary["inference"]["detector"]["every"] == 2 and 2 <= summary["detected_frames"] <= N - 1
     assert set(summary["timings"]) == {"detect", "flow", "cascade", "mga", "appearance", "merge"}
+    # the network's features are matched in the format this machine resolves "auto" to
+    assert summary["appearance_dtype"] == str(matching_dtype("auto", "cpu")).removeprefix("torch.")
     hidden = [p.name for p in out.rglob(".*") if p.name != ".done"]
     assert hidden == []  # no temporary files left behind
 

@@ -132,6 +132,12 @@ class VideoSegmenter:
         return dict(zip(self.object_ids, self._banks, strict=True))
 
     @property
+    def appearance_dtype(self) -> str | None:
+        """The number format the appearance memory matches in (``inference.appearance.precision`` resolved for
+        this machine: "bfloat16" or "float32"); None without an appearance memory."""
+        return None if self._appearance is None else str(self._appearance.dtype).removeprefix("torch.")
+
+    @property
     def present(self) -> dict[int, bool]:
         return {i: s.present for i, s in zip(self.object_ids, self._states, strict=True)}
 

@@ -149,6 +149,7 @@ def _summary(
     flow: str,
     config: InferenceSettings,
     autocast: torch.dtype | None,
+    appearance_dtype: str | None,
     overlay_path: Path | None,
     overlay_fps: float | None,
 ) -> dict[str, Any]:
@@ -165,6 +166,8 @@ def _summary(
         "device": device,
         "flow": flow,
         "autocast": str(autocast).replace("torch.", "") if autocast is not None else None,
+        # inference.appearance.precision as this machine resolved it ("auto": bfloat16 only with AMX)
+        "appearance_dtype": appearance_dtype,
         "inference": asdict(config),
         "masks_dir": str(out / MASKS_DIR),
         "overlay": str(overlay_path) if overlay_path is not None else None,
@@ -244,6 +247,7 @@ def segment_video(
         flow=flow if isinstance(flow, str) else type(flow).__name__,
         config=config,
         autocast=dtype,
+        appearance_dtype=segmenter.appearance_dtype,
         overlay_path=overlay_path,
         overlay_fps=overlay_fps,
     )
