@@ -11,6 +11,8 @@ import functools
 import torch
 from torch import Tensor
 
+from ovsnet.inference.settings import APPEARANCE_PRECISIONS
+
 __all__ = ["MATCH_BLOCK", "TOP_K_GROUP", "best_matches", "matching_dtype", "top_k_mean"]
 
 # similarities matched in one block (1024 queries of a 4096-pixel memory: 16 MB, the fastest block)
@@ -37,12 +39,12 @@ def matching_dtype(precision: str, device: str | torch.device) -> torch.dtype:
     42 ms and a 2500x6144 matching of 192-long vectors in 16 against 28 ms. A CPU without AMX converts
     bfloat16 in software, slower than float32; a GPU is left in float32 (not measured here).
     """
+    if precision not in APPEARANCE_PRECISIONS:
+        raise ValueError(
+            f"inference.appearance.precision must be one of {list(APPEARANCE_PRECISIONS)}, got {precision!r}"
+        )
     if precision == "auto":
         precision = "bfloat16" if torch.device(device).type == "cpu" and _cpu_has_amx() else "float32"
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(
-            f"inference.appearance.precision must be auto, float32 or bfloat16, got {precision!r}"
-        )
     return getattr(torch, precision)
 
 
